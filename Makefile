@@ -1,0 +1,62 @@
+# ubernet_lite: the two commands of the README are `make reproduce` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KERNEL := ubernet-lite
+PRESET ?= lite
+DATA ?= synthetic
+DEVICE ?= cpu
+NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export TQDM_DISABLE ?=
+export MPLBACKEND := Agg
+
+.PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean
+
+# `make setup`: (re)creates .venv when it is missing or older than the files that define it.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PY) -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (ubernet-lite)" >/dev/null
+	@touch $(STAMP)
+
+test: setup test-unit test-notebooks
+
+test-unit: setup
+	$(PY) -m pytest tests -q
+
+test-notebooks: setup
+	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks -q
+
+# The main job: every notebook of the series, in order, headless, into outputs/notebooks/.
+reproduce: setup
+	@mkdir -p outputs/notebooks
+	@for nb in $(NB); do \
+	  echo "== $$nb"; start=$$(date +%s); \
+	  $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) \
+	    -p preset $(PRESET) -p data $(DATA) -p device $(DEVICE) \
+	    $$nb outputs/notebooks/$$(basename $$nb) --no-progress-bar || exit 1; \
+	  echo "$$(basename $$nb) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
+	done
+
+# Re-execute the notebooks in place, rewriting their stored outputs (what nbval compares).
+notebooks-refresh: setup
+	@for nb in $(NB); do \
+	  echo "== $$nb"; TQDM_DISABLE=1 $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) $$nb $$nb --no-progress-bar || exit 1; \
+	done
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,109 @@
+"""``UberNetConfig``: every knob of the network in one dataclass, no hidden globals.
+
+Two presets share one code path (DESIGN.md):
+
+| preset    | trunk                                    | input               | pyramid  |
+| --------- | ---------------------------------------- | ------------------- | -------- |
+| paper()   | VGG-16, atrous conv5 + fc6/fc7 (LargeFOV) | shortest side 621   | 3 levels |
+| lite()    | same layer pattern, widths / 8           | 128 px              | 3 levels |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .tasks import TASKS, TaskSpec, get_tasks
+
+
+@dataclass
+class UberNetConfig:
+    """Configuration of :class:`ubernet_lite.UberNet`.
+
+    Attributes:
+        tasks: the task specs whose branches the network has.
+        width: multiplier of VGG-16's channel widths (1.0 = VGG-16's 64..512).
+        fc_channels: channels of fc6 / fc7 (1024 in DeepLab-LargeFOV).
+        fc6_dilation: dilation of the 3x3 fc6 (12 in DeepLab-LargeFOV).
+        input_size: nominal shortest side of training images.
+        pyramid_scales: image pyramid scales, finest first (tied weights across them).
+        shared_batch_size: effective batch size of the shared trunk in async SGD (Table 1).
+        num_classes: object classes (without background), for detection and semantic tasks.
+        anchor_sizes / anchor_ratios: RPN anchors (pixels of the input image).
+        rpn_*/box_*: settings of torchvision's RPN and RoI heads.
+        roi_pool: "align" (torchvision MultiScaleRoIAlign) or "pool" (the paper's RoI pooling).
+        detection_layer: which tap the detection branch reads ("C5" = conv5_3 or "C6" = fc7).
+        preset: name of the preset this config came from.
+    """
+
+    tasks: list[TaskSpec] = field(default_factory=lambda: list(TASKS.values()))
+    width: float = 1.0
+    fc_channels: int = 1024
+    fc6_dilation: int = 12
+    input_size: int = 621
+    pyramid_scales: tuple[float, ...] = (1.0, 0.5, 0.25)
+    shared_batch_size: int = 30
+    num_classes: int = 6
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 300
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 128
+    box_detections_per_img: int = 100
+    box_score_thresh: float = 0.05
+    roi_pool: str = "align"
+    detection_layer: str = "C6"
+    dropout: float = 0.5
+    preset: str = "custom"
+
+    def __post_init__(self):
+        self.tasks = get_tasks(self.tasks)
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        if not self.pyramid_scales or any(s <= 0 or s > 1 for s in self.pyramid_scales):
+            raise ValueError(f"pyramid_scales must be in (0, 1], got {self.pyramid_scales}")
+        if self.roi_pool not in ("align", "pool"):
+            raise ValueError(f"roi_pool must be 'align' or 'pool', got {self.roi_pool!r}")
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def task(self, name: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"unknown task {name!r}; this config has {self.task_names}")
+
+    def replace(self, **changes) -> UberNetConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def paper(cls, tasks=None, **overrides) -> UberNetConfig:
+        """The paper's setting: full-width VGG-16, shortest side 621, a 3-level pyramid."""
+        kw = dict(width=1.0, fc_channels=1024, input_size=621, preset="paper")
+        kw.update(overrides)
+        return cls(tasks=list(TASKS.values()) if tasks is None else tasks, **kw)
+
+    @classmethod
+    def lite(cls, tasks=None, **overrides) -> UberNetConfig:
+        """The CPU teaching setting: the same layer pattern at 1/8 width on 128 px images."""
+        kw = dict(
+            width=0.125,
+            fc_channels=128,
+            input_size=128,
+            anchor_sizes=(16, 32, 64, 128),
+            rpn_pre_nms_top_n_train=600,
+            rpn_pre_nms_top_n_test=300,
+            rpn_post_nms_top_n_train=300,
+            rpn_post_nms_top_n_test=100,
+            rpn_batch_size_per_image=128,
+            box_batch_size_per_image=64,
+            preset="lite",
+        )
+        kw.update(overrides)
+        return cls(tasks=list(TASKS.values()) if tasks is None else tasks, **kw)
