@@ -29,7 +29,9 @@ def _environment_names() -> set[str]:
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():
     py, env = _pyproject_names(), _environment_names()
-    assert py == env, f"only in pyproject: {sorted(py - env)}; only in environment.yml: {sorted(env - py)}"
+    assert py == env, (
+        f"only in pyproject: {sorted(py - env)}; only in environment.yml: {sorted(env - py)}"
+    )
 
 
 def test_torch_pins_agree():
@@ -52,4 +54,6 @@ def test_every_notebook_has_a_parameters_cell():
     for nb in notebooks:
         cells = json.loads(nb.read_text())["cells"]
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-        assert len(tagged) == 1, f"{nb.name}: expected one cell tagged 'parameters', found {len(tagged)}"
+        assert len(tagged) == 1, (
+            f"{nb.name}: expected one cell tagged 'parameters', found {len(tagged)}"
+        )

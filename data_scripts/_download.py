@@ -1,0 +1,473 @@
+"""Shared download / verify / unpack machinery of ``data_scripts/download_<name>.py``.
+
+Guarantees (so that an interrupted or failed run never leaves something a later run, or a
+loader, would take for a complete data set):
+
+- downloads go to ``<root>/.downloads/<file>.part`` and resume with an HTTP ``Range`` request;
+  only a fully downloaded file whose checksum (md5 or sha256) matches is renamed (atomically) to
+  ``<root>/.downloads/<file>``. Where no official checksum is known to us, the sha256 of the first
+  complete download is recorded in ``<root>/.downloads/<file>.sha256`` and later runs check
+  against it (compare it with a colleague's copy: it is *recorded*, not *official*);
+- archives unpack into a fresh temporary folder ``<root>/.tmp-<name>-*`` that is moved into place
+  with ``os.replace`` (a rename) only once unpacking has finished; if the target folder already
+  exists (VOC 2007's test archive joins its trainval folder) the tree is merged file by file,
+  never overwriting;
+- the marker ``<root>/<folder>/.ubernet_complete`` (JSON: files, checksums, time) is written
+  last; ``prepare_all.py --list`` reports a folder without it as ``present (no marker)`` (e.g. a
+  copy you made yourself) and leftovers (``.part`` files, ``.tmp-*`` folders) as ``partial``.
+
+Nothing here runs at import time, and nothing in the package or the tests downloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARKER = ".ubernet_complete"
+DATA_ENV = "UBERNET_DATA"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$UBERNET_DATA``, else ``~/data/ubernet`` (same rule as the package)."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return Path("~/data/ubernet").expanduser()
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One file to fetch.
+
+    Attributes:
+        url: the official address.
+        filename: the name it is stored under in ``<root>/.downloads`` (or ``dest`` for ``file``).
+        md5 / sha256: official checksums we are sure of (None: recorded at first download).
+        size_mb: expected download size in MB (1e6 bytes), ``size_verified`` whether it is from an
+            official listing or a checksum-verified copy rather than memory.
+        kind: "tar" (any compression), "zip" or "file" (stored as is, not unpacked).
+        anchor: a path that must exist in the unpacked tree, relative to the folder that is moved.
+        target: where that folder goes, relative to the data root ("." = the root itself).
+    """
+
+    url: str
+    filename: str
+    md5: str | None = None
+    sha256: str | None = None
+    size_mb: float | None = None
+    size_verified: bool = False
+    kind: str = "tar"
+    anchor: str = ""
+    target: str = "."
+
+
+@dataclass(frozen=True)
+class Source:
+    """One data set: where it goes and what to fetch.
+
+    Attributes:
+        name: the ``load_dataset`` name.
+        folder: the folder the loader reads, relative to the data root (the marker goes there).
+        archives: what to download, in order.
+        disk_gb: approximate disk space after unpacking (GB), ``disk_verified`` as for sizes.
+        minutes: rough time at 10 MB/s including unpacking (and derivation for NYUv2).
+        notes: anything a user should know (licence, mirrors, what is derived).
+    """
+
+    name: str
+    folder: str
+    archives: tuple[Archive, ...]
+    disk_gb: float
+    disk_verified: bool = False
+    minutes: float = 0.0
+    notes: str = ""
+    post: Callable[[Path], None] | None = field(default=None, compare=False)
+
+    @property
+    def download_mb(self) -> float | None:
+        sizes = [a.size_mb for a in self.archives]
+        return None if any(s is None for s in sizes) else sum(sizes)
+
+
+VOC = "http://host.robots.ox.ac.uk/pascal/VOC"
+
+#: The official sources. Checksums only where we are sure (the VOC and SBD md5s are the ones
+#: torchvision's dataset classes check); every other file's sha256 is recorded at first download.
+#: Sizes marked unverified are from memory of the official pages: treat them as rough.
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source(
+            "voc2007",
+            "VOCdevkit/VOC2007",
+            (
+                Archive(f"{VOC}/voc2007/VOCtrainval_06-Nov-2007.tar", "VOCtrainval_06-Nov-2007.tar",
+                        md5="c52e279531787c972589f7e41ab4ae64", size_mb=460, anchor="VOCdevkit/VOC2007"),
+                Archive(f"{VOC}/voc2007/VOCtest_06-Nov-2007.tar", "VOCtest_06-Nov-2007.tar",
+                        md5="b6e924de25625d8de591ea690078ad9f", size_mb=451, anchor="VOCdevkit/VOC2007"),
+            ),
+            disk_gb=0.9,
+            minutes=5,
+            notes="trainval (5011 images) + test (4952 images, with annotations) merged in one folder",
+        ),
+        Source(
+            "voc2012",
+            "VOCdevkit/VOC2012",
+            (
+                Archive(f"{VOC}/voc2012/VOCtrainval_11-May-2012.tar", "VOCtrainval_11-May-2012.tar",
+                        md5="6cd6e144f989b92b3379bac3b3de84fd", size_mb=2000, anchor="VOCdevkit/VOC2012"),
+            ),
+            disk_gb=2.0,
+            minutes=10,
+            notes="trainval only (11540 detection images, 2913 segmentation); the test set is on the "
+                  "evaluation server",
+        ),
+        Source(
+            "sbd",
+            "benchmark_RELEASE/dataset",
+            (
+                Archive("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                        "semantic_contours/benchmark.tgz", "benchmark.tgz",
+                        md5="82b4d87ceb2ed10f6038a1cba92111cb", size_mb=1400, anchor="benchmark_RELEASE/dataset"),
+            ),
+            disk_gb=1.8,
+            minutes=8,
+            notes="11355 VOC 2011 images with .mat class/instance segmentations and boundaries",
+        ),
+        Source(
+            "pascal_parts",
+            "pascal_parts/Annotations_Part",
+            (
+                Archive("http://roozbehm.info/pascal-parts/trainval.tar.gz", "pascal_parts_trainval.tar.gz",
+                        size_mb=None, anchor="Annotations_Part", target="pascal_parts"),
+            ),
+            disk_gb=0.6,
+            minutes=3,
+            notes="annotations only (10103 VOC 2010 images); the images are read from voc2012, so "
+                  "fetch voc2012 too. Size unknown to us: recorded at first download",
+        ),
+        Source(
+            "nyuv2",
+            "nyuv2",
+            (
+                Archive("http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
+                        "nyu_depth_v2_labeled.mat", size_mb=2970, kind="file", target="nyuv2"),
+                Archive("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat", "splits.mat",
+                        size_mb=0.003, kind="file", target="nyuv2"),
+            ),
+            disk_gb=3.5,
+            minutes=25,
+            notes="normals are derived from depth by download_nyuv2.py into nyuv2/normals/ "
+                  "(about 10 minutes of CPU, 0.5 GB)",
+        ),
+        Source(
+            "msra10k",
+            "MSRA10K_Imgs_GT/Imgs",
+            (
+                Archive("https://mmcheng.net/mftp/Data/MSRA10K_Imgs_GT.zip", "MSRA10K_Imgs_GT.zip",
+                        size_mb=None, kind="zip", anchor="MSRA10K_Imgs_GT/Imgs"),
+            ),
+            disk_gb=0.2,
+            minutes=2,
+            notes="10000 image/mask pairs; size unknown to us: recorded at first download",
+        ),
+        Source(
+            "bsds500",
+            "BSR/BSDS500/data",
+            (
+                Archive("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz",
+                        "BSR_bsds500.tgz", size_mb=70, anchor="BSR/BSDS500/data"),
+            ),
+            disk_gb=0.1,
+            minutes=1,
+            notes="500 images, 5-9 annotators each (.mat); the BSR folder also holds the benchmark code",
+        ),
+        Source(
+            "pascal_s",
+            "pascal_s/datasets",
+            (
+                Archive("http://cbs.ri.gatech.edu/salobj/download/salObj.zip", "salObj.zip",
+                        size_mb=None, kind="zip", anchor="datasets/imgs/pascal", target="pascal_s"),
+            ),
+            disk_gb=0.3,
+            minutes=2,
+            notes="850 images with graded masks (and eye fixations, unused); size unknown to us",
+        ),
+    ]
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Download with resume and checksums
+# ---------------------------------------------------------------------------------------------
+
+
+def file_hash(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded file does not match its checksum."""
+
+
+def verify(path: Path, archive: Archive) -> str:
+    """Check ``path`` against the official checksum or the one recorded at first download;
+    record the sha256 if there is neither. Returns the sha256. Raises :class:`ChecksumError`."""
+    if archive.md5 and file_hash(path, "md5") != archive.md5:
+        raise ChecksumError(f"{path}: md5 differs from the official {archive.md5}")
+    sha = file_hash(path, "sha256")
+    if archive.sha256 and sha != archive.sha256:
+        raise ChecksumError(f"{path}: sha256 differs from the official {archive.sha256}")
+    recorded = path.parent / f"{archive.filename}.sha256"
+    if not (archive.md5 or archive.sha256):
+        if recorded.is_file():
+            want = recorded.read_text().split()[0]
+            if sha != want:
+                raise ChecksumError(
+                    f"{path}: sha256 {sha} differs from the one recorded at first download ({want})"
+                )
+        else:
+            recorded.write_text(f"{sha}  {archive.filename}\n")
+            print(f"  recorded sha256 {sha} of {archive.filename} (no official checksum known)")
+    return sha
+
+
+def download(
+    archive: Archive, dest: Path, retries: int = 3, timeout: float = 60.0
+) -> tuple[Path, str]:
+    """Fetch ``archive.url`` to ``dest`` through ``dest.part`` (resumed with HTTP Range), verify it,
+    then rename it into place. An existing verified ``dest`` is kept. Returns (dest, sha256)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file():
+        try:
+            sha = verify(dest, archive)
+            print(f"  {dest.name}: already downloaded and verified")
+            return dest, sha
+        except ChecksumError as e:
+            print(f"  {e}; downloading again")
+            dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(1, retries + 1):
+        start = part.stat().st_size if part.is_file() else 0
+        headers = {"User-Agent": "ubernet_lite-data-scripts"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(archive.url, headers=headers), timeout=timeout
+            ) as r:
+                if start and getattr(r, "status", 200) != 206:
+                    start = 0  # the server ignored Range: start over
+                total = r.headers.get("Content-Length")
+                total = int(total) + start if total else None
+                with open(part, "ab" if start else "wb") as f:
+                    done, last = start, time.time()
+                    for chunk in iter(lambda: r.read(1 << 20), b""):
+                        f.write(chunk)
+                        done += len(chunk)
+                        if time.time() - last > 2:
+                            pct = f" ({100 * done / total:.0f}%)" if total else ""
+                            print(f"  {dest.name}: {done / 1e6:.0f} MB{pct}", flush=True)
+                            last = time.time()
+            break
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and start:  # range not satisfiable: the .part is already complete
+                break
+            if attempt == retries:
+                raise RuntimeError(
+                    f"{archive.url}: HTTP {e.code} after {retries} tries ({e.reason})"
+                ) from e
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+            if attempt == retries:
+                kept = f"; {part} is kept and the next run resumes it" if part.is_file() else ""
+                raise RuntimeError(
+                    f"{archive.url}: download failed after {retries} tries ({e}){kept}"
+                ) from e
+        print(f"  retrying {archive.url} ({attempt}/{retries})")
+        time.sleep(2 * attempt)
+    try:
+        sha = verify(part, archive)
+    except ChecksumError as e:
+        bad = part.with_name(part.name + ".bad")
+        os.replace(part, bad)
+        raise ChecksumError(
+            f"{archive.url}: the download does not match its checksum ({e}); kept as {bad}"
+        ) from None
+    os.replace(part, dest)
+    return dest, sha
+
+
+# ---------------------------------------------------------------------------------------------
+# Unpack into a temporary folder, then move into place
+# ---------------------------------------------------------------------------------------------
+
+
+def _safe_members(tar: tarfile.TarFile, dest: Path):
+    for m in tar.getmembers():
+        target = (dest / m.name).resolve()
+        if not str(target).startswith(str(dest.resolve())) or m.islnk() or m.issym() or m.isdev():
+            raise RuntimeError(f"refusing to unpack unsafe archive member {m.name!r}")
+        yield m
+
+
+def unpack(path: Path, dest: Path, kind: str) -> None:
+    """Unpack a tar (any compression) or zip archive into ``dest`` (refusing unsafe paths)."""
+    if kind == "tar":
+        with tarfile.open(path) as tar:
+            tar.extractall(dest, members=_safe_members(tar, dest))  # noqa: S202 - members checked
+    elif kind == "zip":
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not str((dest / name).resolve()).startswith(str(dest.resolve())):
+                    raise RuntimeError(f"refusing to unpack unsafe archive member {name!r}")
+            z.extractall(dest)
+    else:
+        raise ValueError(f"unknown archive kind {kind!r}")
+
+
+def find_anchor(tmp: Path, anchor: str) -> Path:
+    """The folder under ``tmp`` (itself or up to two levels down) that contains ``anchor``."""
+    candidates = [tmp, *[p for p in tmp.iterdir() if p.is_dir()]]
+    candidates += [q for p in candidates[1:] for q in p.iterdir() if q.is_dir()]
+    for c in candidates:
+        if (c / anchor).exists():
+            return c
+    found = sorted(str(p.relative_to(tmp)) for p in tmp.iterdir())
+    raise RuntimeError(f"unpacked archive has no {anchor!r} (top level: {found[:10]})")
+
+
+def merge_move(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` by rename; merge into an existing folder file by file (existing files
+    are kept)."""
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    elif src.is_dir() and dst.is_dir():
+        for child in src.iterdir():
+            merge_move(child, dst / child.name)
+
+
+def install_archive(root: Path, name: str, archive: Archive, path: Path) -> None:
+    """Unpack ``path`` into ``<root>/.tmp-<name>-*`` and move its anchored folder into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    try:
+        print(f"  unpacking {path.name} ...", flush=True)
+        unpack(path, tmp, archive.kind)
+        top = find_anchor(tmp, archive.anchor)
+        target = root / archive.target
+        if archive.target == ".":
+            for child in top.iterdir():
+                merge_move(child, root / child.name)
+        else:
+            merge_move(top, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Status and the per-set entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def status(name: str, root: Path) -> str:
+    """``complete``, ``present (no marker)``, ``partial`` or ``missing``."""
+    src = SOURCES[name]
+    folder = root / src.folder
+    parts = [root / ".downloads" / f"{a.filename}.part" for a in src.archives]
+    parts += [root / a.target / f"{a.filename}.part" for a in src.archives if a.kind == "file"]
+    leftovers = list(root.glob(f".tmp-{name}-*")) + [p for p in parts if p.is_file()]
+    if (folder / MARKER).is_file():
+        return "complete"
+    if leftovers:
+        return "partial"
+    if folder.is_dir():
+        return "present (no marker)"
+    return "missing"
+
+
+def fetch_dataset(
+    name: str, root: str | os.PathLike | None = None, keep_archives: bool = False
+) -> Path:
+    """Download, verify and unpack one data set under ``root``; write its completion marker."""
+    src = SOURCES[name]
+    root = data_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / src.folder
+    if (folder / MARKER).is_file():
+        print(f"{name}: complete at {folder}")
+        return folder
+    print(f"{name}: fetching into {root} (about {_mb(src)} download, {src.disk_gb} GB on disk)")
+    record = {}
+    downloads = root / ".downloads"
+    fetched = []
+    for a in src.archives:
+        if a.kind == "file":  # stored as is: downloaded straight to its place (a rename, no copy)
+            path, sha = download(a, root / a.target / a.filename)
+        else:
+            path, sha = download(a, downloads / a.filename)
+            install_archive(root, name, a, path)
+            fetched.append(path)
+        record[a.filename] = {"url": a.url, "sha256": sha, "md5_official": a.md5}
+    if not folder.is_dir():
+        raise RuntimeError(
+            f"{name}: after unpacking, {folder} does not exist; the archive layout changed?"
+        )
+    if src.post is not None:
+        src.post(root)
+    (folder / (MARKER + ".tmp")).write_text(
+        json.dumps({"name": name, "files": record, "time": time.ctime()}, indent=1)
+    )
+    os.replace(folder / (MARKER + ".tmp"), folder / MARKER)
+    if not keep_archives:
+        for p in fetched:
+            p.unlink(missing_ok=True)
+    print(f"{name}: complete at {folder}")
+    return folder
+
+
+def _mb(src: Source) -> str:
+    return "? MB (unknown)" if src.download_mb is None else f"{src.download_mb:.0f} MB"
+
+
+def main_for(name: str, argv=None, post: Callable[[Path], None] | None = None) -> int:
+    """Command line of ``download_<name>.py``."""
+    src = SOURCES[name]
+    parser = argparse.ArgumentParser(
+        description=f"Download {name} from its official source into the data root "
+        f"(folder {src.folder}; about {_mb(src)}, {src.disk_gb} GB on disk). {src.notes}"
+    )
+    parser.add_argument(
+        "--root", default=None, help=f"data root (default ${DATA_ENV} or ~/data/ubernet)"
+    )
+    parser.add_argument(
+        "--keep-archives", action="store_true", help="keep the archives in <root>/.downloads"
+    )
+    args = parser.parse_args(argv)
+    if post is not None and src.post is None:
+        SOURCES[name] = dataclasses.replace(src, post=post)
+    try:
+        fetch_dataset(name, args.root, keep_archives=args.keep_archives)
+    except (RuntimeError, ChecksumError, OSError) as e:
+        print(f"error: {name}: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,98 @@
+"""Smoke tests of the pictures: the right number of panels, the colour conventions."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ubernet_lite import viz  # noqa: E402
+from ubernet_lite.data import SynthWorld, diverse_union  # noqa: E402
+from ubernet_lite.tasks import TASKS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_show_sample_has_eight_panels_and_marks_missing_labels():
+    s = SynthWorld(size=64)[0]
+    fig = viz.show_sample(s)
+    assert len(fig.axes) == 8
+    assert [ax.get_title() for ax in fig.axes][:2] == ["image", "detection"]
+    assert len(fig.axes[1].patches) == len(s["boxes"])  # one rectangle per box
+    union = diverse_union(size=64, length=20)
+    nyu = union[union.offsets[union.names.index("nyu")]]
+    fig = viz.show_sample(nyu)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count("not labelled") == 6  # only the image and normals are drawn
+
+
+def test_show_samples_grid():
+    w = SynthWorld(size=64)
+    fig = viz.show_samples([w[0], w[1], w[2]])
+    assert len(fig.axes) == 3 * 8
+
+
+def test_qualitative_figure_grid():
+    B, H, W = 2, 32, 32
+    K = TASKS["semantic_boundaries"].out_channels
+    preds = {
+        "boundaries": torch.randn(B, 1, H, W),
+        "normals": torch.randn(B, 3, H, W),
+        "saliency": torch.randn(B, 1, H, W),
+        "semantic": torch.randn(B, K + 1, H, W),
+        "parts": torch.randn(B, 7, H, W),
+        "semantic_boundaries": torch.randn(B, K, H, W),
+        "detection": [
+            {
+                "boxes": torch.tensor([[2.0, 3, 20, 25]]),
+                "labels": torch.tensor([2]),
+                "scores": torch.tensor([0.9]),
+            },
+            {
+                "boxes": torch.tensor([[2.0, 3, 20, 25]]),
+                "labels": torch.tensor([2]),
+                "scores": torch.tensor([0.1]),
+            },
+        ],
+    }
+    fig = viz.qualitative_figure(torch.rand(B, 3, H, W), preds)
+    assert len(fig.axes) == B * 8
+    assert len(fig.axes[1].patches) == 1 and len(fig.axes[9].patches) == 0  # score threshold
+    fig = viz.qualitative_figure(torch.rand(1, 3, H, W), {"normals": preds["normals"][:1]})
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(fig.axes) == 8 and texts.count("no branch") == 6
+    with pytest.raises(ValueError, match="unknown tasks"):
+        viz.qualitative_figure(torch.rand(1, 3, H, W), {"depth": preds["normals"]})
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        viz.qualitative_figure(torch.rand(3, H, W), preds)
+
+
+def test_colour_conventions():
+    n = torch.zeros(3, 2, 2)
+    n[0, 0, 0] = 1.0  # pointing right -> red
+    n[2, 0, 1] = 2.0  # towards the camera (not unit) -> blue-ish lavender
+    rgb = viz.normals_to_rgb(n)
+    assert np.allclose(rgb[0, 0], [1.0, 0.5, 0.5]) and np.allclose(rgb[0, 1], [0.5, 0.5, 1.0])
+    assert np.allclose(rgb[1, 1], 0.0)  # invalid normal: black
+    lab = viz.labels_to_rgb(torch.tensor([[0, 1], [255, 2]]))
+    assert (
+        np.allclose(lab[0, 0], 0)
+        and np.allclose(lab[1, 0], 1)
+        and not np.allclose(lab[0, 1], lab[1, 1])
+    )
+    e = viz.map_to_rgb(torch.tensor([[0, 1], [255, 0]], dtype=torch.uint8))
+    assert (
+        np.allclose(e[0, 0], 1) and np.allclose(e[0, 1], 0) and np.allclose(e[1, 0], [1, 0.8, 0.8])
+    )
+    sb = torch.zeros(6, 2, 2, dtype=torch.uint8)
+    sb[3, 0, 0] = 1
+    assert np.allclose(viz.semantic_boundaries_to_rgb(sb)[0, 0], viz.palette()[4])
+    with pytest.raises(ValueError, match=r"\[3, H, W\]"):
+        viz.normals_to_rgb(torch.zeros(2, 2))

@@ -1,0 +1,272 @@
+"""Command line: ``python -m ubernet_lite {train,evaluate,predict,memory-bench}``.
+
+```
+python -m ubernet_lite train --config lite --tasks all --steps 200 --out runs/demo
+python -m ubernet_lite train --resume runs/demo/checkpoint.pt --steps 400      # continue exactly
+python -m ubernet_lite evaluate --checkpoint runs/demo/checkpoint.pt --images 20
+python -m ubernet_lite predict --checkpoint runs/demo/checkpoint.pt --index 3 --out pred.png
+python -m ubernet_lite memory-bench [its own options]
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+
+def _batch_sizes(text: str | None) -> dict[str, int] | None:
+    """``"shared=30,detection=2"`` -> ``{"shared": 30, "detection": 2}``."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(
+                f"--batch-sizes expects name=integer pairs like 'shared=30,detection=2', got {item!r}"
+            )
+        out[key.strip()] = int(value)
+    return out
+
+
+def _config(name: str, tasks: str):
+    from .config import UberNetConfig
+    from .tasks import get_tasks
+
+    presets = {"lite": UberNetConfig.lite, "paper": UberNetConfig.paper}
+    if name not in presets:
+        raise SystemExit(f"error: --config must be one of {sorted(presets)}, got {name!r}")
+    try:
+        specs = get_tasks(tasks)
+    except KeyError as e:
+        raise SystemExit(f"error: {e.args[0]}") from None
+    return presets[name](tasks=specs)
+
+
+def cmd_train(args) -> int:
+    from .training.trainer import Trainer
+
+    common = dict(
+        eval_every=args.eval_every,
+        eval_images=args.eval_images,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    if args.resume:
+        trainer = Trainer.resume(args.resume, steps=args.steps, **common)
+    else:
+        if args.out is None:
+            raise SystemExit("error: train needs --out FOLDER (or --resume CHECKPOINT)")
+        cfg = _config(args.config, args.tasks)
+        trainer = Trainer(
+            cfg,
+            out=args.out,
+            steps=args.steps if args.steps is not None else 100,
+            micro_batch=args.micro_batch,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            batch_sizes=_batch_sizes(args.batch_sizes),
+            schedule=args.schedule,
+            memory=args.memory,
+            image_size=args.image_size,
+            union_length=args.union_length,
+            augment=not args.no_augment,
+            seed=args.seed,
+            **common,
+        )
+    trainer.run()
+    last = trainer.history[-1] if trainer.history else {}
+    print(
+        f"trained {trainer.step} steps ({trainer.opt.samples_seen} samples); last loss {last.get('total', float('nan')):.4g}"
+    )
+    if trainer.out is not None:
+        print(
+            f"wrote {trainer.out / 'losses.csv'}, {trainer.out / 'loss_curves.png'}, {trainer.out / 'checkpoint.pt'}"
+        )
+    return 0
+
+
+def _load_model(checkpoint: str, device: str):
+    import torch
+
+    from .model import UberNet
+    from .training.trainer import config_from_fingerprint, load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    cfg = config_from_fingerprint(state["config"])
+    model = UberNet(cfg).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    size = state["settings"].get("image_size") or cfg.input_size
+    torch.set_grad_enabled(False)
+    return model, cfg, size, state
+
+
+def cmd_evaluate(args) -> int:
+    from torch.utils.data import Subset
+
+    from .data import SynthWorld
+    from .metrics import evaluate
+
+    model, cfg, size, _ = _load_model(args.checkpoint, args.device)
+    tasks = cfg.task_names if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
+    world = SynthWorld(split=args.split, size=size, seed=args.seed)
+    rows = evaluate(model, Subset(world, range(min(args.images, len(world)))), tasks=tasks)
+    for task, cols in rows.items():
+        print(f"{task:>20}  " + "  ".join(f"{k}={v:.4f}" for k, v in cols.items()))
+    return 0
+
+
+def prediction_figure(image, out: dict, cfg):
+    """A figure of the image and every task's prediction (one panel per task).
+
+    Args:
+        image: float [3, H, W] in [0, 1].
+        out: eval-mode output of the model for a batch of one (``out[name][0]``).
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    names = cfg.task_names
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(2.4 * (len(names) + 1), 2.6))
+    axes[0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+    axes[0].set_title("image")
+    for ax, name in zip(axes[1:], names, strict=True):
+        spec, pred = cfg.task(name), out[name]
+        if spec.kind == "detection":
+            ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+            det = pred[0]
+            for box, score in zip(det["boxes"][:10], det["scores"][:10], strict=False):
+                x0, y0, x1, y1 = box.tolist()
+                ax.add_patch(
+                    plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="yellow", lw=1)
+                )
+                ax.text(x0, y0, f"{float(score):.2f}", color="yellow", fontsize=6)
+        elif spec.kind == "regression":
+            n = torch.nn.functional.normalize(pred[0], dim=0)
+            ax.imshow(((n + 1) / 2).permute(1, 2, 0).numpy())
+        elif spec.kind == "multiclass":
+            ax.imshow(
+                pred[0].argmax(0).numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest"
+            )
+        else:  # binary / multilabel: the largest probability
+            ax.imshow(torch.sigmoid(pred[0]).amax(0).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def cmd_predict(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import SynthWorld
+
+    model, cfg, size, _ = _load_model(args.checkpoint, args.device)
+    world = SynthWorld(split=args.split, size=size, seed=args.seed)
+    if not 0 <= args.index < len(world):
+        raise SystemExit(f"error: --index must be in [0, {len(world)}) for the {args.split} split")
+    image = world[args.index]["image"]
+    out = model(image[None].to(args.device))
+    fig = prediction_figure(
+        image, {k: (v.cpu() if hasattr(v, "cpu") else v) for k, v in out.items()}, cfg
+    )
+    path = Path(args.out or f"prediction_{args.split}_{args.index}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_memory_bench(args, rest: list[str]) -> int:
+    try:
+        module = importlib.import_module("ubernet_lite.training.memory")
+    except ModuleNotFoundError as e:
+        if e.name != "ubernet_lite.training.memory":
+            raise
+        raise SystemExit(
+            "error: memory-bench needs ubernet_lite.training.memory (the low-memory backward, Sec. 4), "
+            "which is not installed in this version"
+        ) from None
+    return module.main(rest) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ubernet_lite", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="multi-task training on the synthetic union (async SGD)")
+    t.add_argument("--config", default="lite", help="lite (CPU) or paper")
+    t.add_argument("--tasks", default="all", help="comma-separated task names or 'all'")
+    t.add_argument(
+        "--steps", type=int, default=None, help="micro-batches to train for (default 100)"
+    )
+    t.add_argument("--out", default=None, help="output folder (CSV, plot, checkpoint)")
+    t.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
+    t.add_argument("--micro-batch", type=int, default=2)
+    t.add_argument("--optimizer", choices=["async", "sync"], default="async")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=5e-4)
+    t.add_argument("--batch-sizes", default=None, help="B_p overrides, e.g. shared=30,detection=2")
+    t.add_argument("--schedule", choices=["poly", "constant"], default="poly")
+    t.add_argument("--memory", default="standard", help="backward: standard or low")
+    t.add_argument("--image-size", type=int, default=None)
+    t.add_argument("--union-length", type=int, default=1000)
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-every", type=int, default=0)
+    t.add_argument("--eval-images", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=int, default=50)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--no-progress", action="store_true")
+
+    for name, helptext in (
+        ("evaluate", "metrics on the synthetic val split"),
+        ("predict", "PNG of one image's outputs"),
+    ):
+        e = sub.add_parser(name, help=helptext)
+        e.add_argument("--checkpoint", required=True)
+        e.add_argument("--split", default="val")
+        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--device", default="cpu")
+        if name == "evaluate":
+            e.add_argument("--images", type=int, default=20)
+            e.add_argument("--tasks", default="all")
+        else:
+            e.add_argument("--index", type=int, default=0)
+            e.add_argument(
+                "--out", default=None, help="PNG path (default prediction_<split>_<index>.png)"
+            )
+
+    sub.add_parser(
+        "memory-bench", help="peak memory of the backward modes (Sec. 4)", add_help=False
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "memory-bench":
+        return cmd_memory_bench(None, argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
+        return cmd_predict(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise SystemExit(f"error: {msg}") from None

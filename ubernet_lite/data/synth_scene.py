@@ -1,0 +1,577 @@
+"""Scene sampling for the synthetic world: which shapes, where, in which colours.
+
+A :class:`Scene` holds planes (floor, walls) and objects, each object a group of analytic
+primitives of one kind (a ball is one ellipsoid, a person ten, a table five boxes), all expressed
+in **camera coordinates** (x right, y down, z towards the camera; the camera sits at the origin and
+looks along -z), packed into float32 parameter tables that
+:mod:`~ubernet_lite.data.synth_render` ray-casts.
+
+The scene depends only on the random generator, never on the image size: the same scene renders at
+any resolution.
+
+Determinism: every random number comes from ``random.Random.random`` (Python guarantees its
+sequence for an integer seed across versions and platforms); geometry is computed in float64 with Python's ``math`` and **quantised to
+float32** at the end, so that a last-bit difference of a platform's ``sin``/``cos`` cannot reach the
+rendered pixels (rounding to float32 absorbs it, except with probability ~1e-8 per value).
+
+World frame used while sampling: y up, the floor is ``y = 0``, the camera looks towards -z.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..tasks import PART_NAMES, SYNTH_CLASSES
+
+#: Rendering styles of the world.
+#:
+#: - ``"scene"``: an open floor and a far backdrop wall (sometimes a side wall), 2-6 objects of any
+#:   class, textured surfaces (VOC- and BSD-like).
+#: - ``"indoor"``: a room corner (floor, back wall, left and right walls), 2-6 objects, more
+#:   furniture (NYU-like: normals of floor and walls everywhere).
+#: - ``"msra"``: one dominant object, large and centred, in front of a plain backdrop (MSRA10K-like).
+STYLES: tuple[str, ...] = ("scene", "indoor", "msra")
+
+CLASS_ID = {name: i + 1 for i, name in enumerate(SYNTH_CLASSES)}
+PART_ID = {name: i + 1 for i, name in enumerate(PART_NAMES)}
+
+#: Number of surfaces (faces) of each primitive kind: a box has six faces, a can a side and two
+#: caps, a cone a side and a base; an ellipsoid one smooth surface.
+FACES = {"ellipsoid": 1, "box": 6, "cylinder": 3, "cone": 2}
+
+# Rows of an object's parameter table [ROWS[kind], P] (one column per primitive).
+R_M = 0  # 0..8 local axes (rows) in camera coordinates; for ellipsoids divided by the semi-axes
+R_O = 9  # 9..11 the camera origin in local coordinates, o = -M c
+R_B1, R_O1, R_B2, R_O2 = 12, 15, 16, 19  # texture waves floor(b . p + o), p in camera coordinates
+R_C0, R_DC = 20, 23  # colour where the pattern is even; odd colour minus even colour
+R_K = 26  # kind-specific rows (see ``_kind_rows``)
+ROWS = {"ellipsoid": R_K + 27, "box": R_K + 12, "cylinder": R_K + 5, "cone": R_K + 6}
+
+
+@dataclass
+class Plane:
+    """An infinite plane ``{x : normal . x = offset}`` (camera coordinates) facing the camera.
+
+    ``waves`` [8] = b1 (3), o1, b2 (3), o2 of the texture ``floor(b1 . p + o1) + floor(b2 . p + o2)``
+    (mod 2 picks ``colours[0]`` or ``colours[1]``, each [3]).
+    """
+
+    normal: tuple
+    offset: float
+    waves: tuple
+    colours: tuple
+    surface: int
+
+
+@dataclass
+class SceneObject:
+    """An object instance: a group of primitives of one ``kind``.
+
+    Attributes:
+        kind: ``ellipsoid``, ``box``, ``cylinder`` or ``cone``.
+        cls: class id 1..K.
+        params: [ROWS[kind], P] float32 parameter table (module constants ``R_*``).
+        spheres: [P, 4] float64 bounding spheres (centre xyz, radius) in camera coordinates.
+        surface: [P] int64 first surface id of each primitive (face ``f`` is ``surface + f``).
+        part: [P] int64 person part of each primitive (0 for other classes).
+        waves: how many texture waves its primitives use (0 plain, 1 stripes, 2 checks).
+    """
+
+    kind: str
+    cls: int
+    params: np.ndarray
+    spheres: np.ndarray
+    surface: np.ndarray
+    part: np.ndarray
+    waves: int
+
+
+@dataclass
+class Scene:
+    """Everything the renderer needs (see the module docstring for the conventions).
+
+    Attributes:
+        fov: field of view in radians (square images); focal length = size / (2 tan(fov / 2)).
+        planes, objects: the geometry; objects are instances 1..N in this order.
+        light: unit direction *towards* the light, camera coordinates.
+        ambient, diffuse: Lambertian shading ``albedo * (ambient + diffuse * max(0, n . light))``.
+        num_surfaces: total number of surface ids (planes first, then each primitive's faces).
+        style: the style it was sampled in.
+    """
+
+    fov: float
+    planes: list[Plane] = field(default_factory=list)
+    objects: list[SceneObject] = field(default_factory=list)
+    light: tuple = (0.0, -1.0, 0.0)
+    ambient: float = 0.35
+    diffuse: float = 0.65
+    num_surfaces: int = 0
+    style: str = "scene"
+
+
+# ----------------------------------------------------------------------------- small geometry
+# 3-vectors are tuples of Python floats (much faster than numpy for single vectors).
+
+
+def _add(a, b):
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+def _sub(a, b):
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2])
+
+
+def _mul(a, s):
+    return (a[0] * s, a[1] * s, a[2] * s)
+
+
+def _dot(a, b):
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _cross(a, b):
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _unit(a):
+    n = math.sqrt(_dot(a, a))
+    return (a[0] / n, a[1] / n, a[2] / n)
+
+
+def _matvec(M, v):
+    return (_dot(M[0], v), _dot(M[1], v), _dot(M[2], v))
+
+
+def _frame_along(axis):
+    """Rows of an orthonormal frame whose third row is ``axis`` (normalised)."""
+    z = _unit(axis)
+    helper = (1.0, 0.0, 0.0) if abs(z[0]) < 0.9 else (0.0, 0.0, 1.0)
+    x = _unit(_cross(helper, z))
+    return (x, _cross(z, x), z)
+
+
+def _yaw_frame(angle):
+    """Rows: an object's x, y (up), z axes in the world after a rotation ``angle`` about y."""
+    c, s = math.cos(angle), math.sin(angle)
+    return ((c, 0.0, -s), (0.0, 1.0, 0.0), (s, 0.0, c))
+
+
+def _to_world(frame, v):
+    """World vector of body-frame coordinates ``v`` (``frame`` rows are the body axes)."""
+    return (
+        frame[0][0] * v[0] + frame[1][0] * v[1] + frame[2][0] * v[2],
+        frame[0][1] * v[0] + frame[1][1] * v[1] + frame[2][1] * v[2],
+        frame[0][2] * v[0] + frame[1][2] * v[1] + frame[2][2] * v[2],
+    )
+
+
+class _Uniform:
+    """Uniform draws in [0, 1) from a ``random.Random`` (Mersenne Twister, whose ``random()``
+    sequence for a given integer seed Python guarantees across versions and platforms)."""
+
+    def __init__(self, rng: random.Random):
+        self.rand = rng.random
+
+    def __call__(self) -> float:
+        return self.rand()
+
+    def vec(self):
+        r = self.rand
+        return (r(), r(), r())
+
+
+class _Builder:
+    """Collects planes and objects in world coordinates and converts them to the camera frame."""
+
+    def __init__(self, u: _Uniform, cam_height: float, pitch: float, fov: float):
+        self.u = u
+        self.fov = fov
+        # Camera axes in the world (rows): x right, y down, z backwards (towards the viewer).
+        cp, sp = math.cos(pitch), math.sin(pitch)
+        self.R = ((1.0, 0.0, 0.0), (0.0, -cp, sp), (0.0, sp, cp))
+        self.cam = (0.0, cam_height, 0.0)
+        self.planes: list[Plane] = []
+        self.objects: list[SceneObject] = []
+        self.surfaces = 0
+
+    def point(self, p):
+        return _matvec(self.R, _sub(p, self.cam))
+
+    def vector(self, v):
+        return _matvec(self.R, v)
+
+    # -- appearance
+    def colour(self):
+        """A random colour, any hue: classes must be recognised by shape, not colour."""
+        u = self.u
+        return (0.1 + 0.85 * u(), 0.1 + 0.85 * u(), 0.1 + 0.85 * u())
+
+    def texture(self, scale: float, plain: bool = False, colours=None):
+        """(a1, o1, a2, o2, c0, c1): a plain, striped or checked pattern in *local* coordinates.
+
+        ``scale`` is the object's size: patterns have 2-6 periods across it. Pattern edges are
+        colour edges only; they never make a boundary.
+        """
+        u = self.u
+        c0, c1 = (self.colour(), self.colour()) if colours is None else colours
+        kind = 0 if plain else min(int(u() * 3), 2)  # 0 plain, 1 stripes, 2 checks
+        freq = (2.0 + 4.0 * u()) / scale
+        d1 = _unit(_sub(u.vec(), (0.5, 0.5, 0.5)))
+        d2 = _unit(_cross(d1, _sub(u.vec(), (0.5, 0.5, 0.5))))
+        o1, o2 = u(), u()
+        a1 = _mul(d1, freq) if kind else (0.0, 0.0, 0.0)
+        a2 = _mul(d2, freq) if kind == 2 else (0.0, 0.0, 0.0)
+        return (a1, o1, a2, o2, c0, c1)
+
+    @staticmethod
+    def camera_waves(tex, axes_cam, centre_cam):
+        """Texture waves of local coordinates ``l = axes (p - centre)`` as camera-space waves."""
+        a1, o1, a2, o2 = tex[:4]
+        b1 = _to_world(axes_cam, a1)  # axes^T a
+        b2 = _to_world(axes_cam, a2)
+        return (*b1, o1 - _dot(b1, centre_cam), *b2, o2 - _dot(b2, centre_cam))
+
+    # -- geometry
+    def plane(self, normal, point, tangent1, tangent2, tex) -> None:
+        n = _unit(self.vector(normal))
+        p = self.point(point)
+        if _dot(n, p) > 0:  # face the camera (the camera at the origin is on the normal's side)
+            n = _mul(n, -1.0)
+        axes = (self.vector(tangent1), self.vector(tangent2), n)
+        waves = self.camera_waves(tex, axes, p)
+        self.planes.append(Plane(n, _dot(n, p), waves, (tex[4], tex[5]), self.surfaces))
+        self.surfaces += 1
+
+    def add_object(self, kind: str, cls: int, prims: list) -> None:
+        """``prims``: list of (centre_world, axes_world rows, size (3), part, texture)."""
+        cols, spheres, surfaces, parts = [], [], [], []
+        waves = 0
+        for centre, axes_w, size, part, tex in prims:
+            c = self.point(centre)
+            A = (self.vector(axes_w[0]), self.vector(axes_w[1]), self.vector(axes_w[2]))
+            if kind == "ellipsoid":
+                radius = max(size)
+                M = (_mul(A[0], 1.0 / size[0]), _mul(A[1], 1.0 / size[1]), _mul(A[2], 1.0 / size[2]))
+            elif kind == "box":
+                radius = math.sqrt(_dot(size, size))
+                M = A
+            else:
+                radius = math.hypot(size[0], size[2])
+                M = A
+            o = (-_dot(M[0], c), -_dot(M[1], c), -_dot(M[2], c))
+            cols.append(
+                [
+                    *M[0], *M[1], *M[2], *o,
+                    *self.camera_waves(tex, A, c), *tex[4], *_sub(tex[5], tex[4]),
+                    *_kind_rows(kind, o, size, M, c),
+                ]  # fmt: skip
+            )
+            spheres.append((*c, radius * 1.001 + 1e-4))
+            surfaces.append(self.surfaces)
+            parts.append(part)
+            waves = max(waves, 2 if any(tex[2]) else (1 if any(tex[0]) else 0))
+            self.surfaces += FACES[kind]
+        tab = np.array(cols, dtype=np.float64).T.astype(np.float32)
+        self.objects.append(
+            SceneObject(
+                kind, cls, np.ascontiguousarray(tab), np.array(spheres), np.array(surfaces),
+                np.array(parts, dtype=np.int64), waves,
+            )  # fmt: skip
+        )
+
+    def finish(self, style: str) -> Scene:
+        u = self.u
+        az = u() * 2 * math.pi
+        el = math.radians(35 + 45 * u())
+        light_w = (math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az))
+        light = tuple(float(np.float32(x)) for x in _unit(self.vector(light_w)))
+        return Scene(
+            fov=self.fov,
+            planes=self.planes,
+            objects=self.objects,
+            light=light,
+            ambient=float(np.float32(0.3 + 0.15 * u())),
+            diffuse=float(np.float32(0.55 + 0.2 * u())),
+            num_surfaces=self.surfaces,
+            style=style,
+        )
+
+
+def _kind_rows(kind: str, o, size, M, c) -> list[float]:
+    """Kind-specific parameter rows (from ``R_K`` on): local origin ``o``, ``size``, rows ``M``
+    of the local frame and centre ``c`` (camera coordinates)."""
+    if kind == "ellipsoid":
+        # |M (t d - c)|^2 = 1 with d = (X, Y, -1): a t^2 + 2 b t + cc = 0 where a = d'Qd,
+        # Q = M^T M, b = B . d, B = M^T o, cc = |o|^2 - 1; disc = b^2 - a cc = d' E d, E = B B^T - cc Q.
+        # Each is a quadratic polynomial in (X, Y): rows hold its coefficients, so that the
+        # renderer evaluates a, b and disc with a few separable operations per pixel.
+        m0, m1, m2 = M
+        Q = [
+            [m0[i] * m0[j] + m1[i] * m1[j] + m2[i] * m2[j] for j in range(3)] for i in range(3)
+        ]
+        B = [m0[i] * o[0] + m1[i] * o[1] + m2[i] * o[2] for i in range(3)]
+        cc = _dot(o, o) - 1.0
+        E = [[B[i] * B[j] - cc * Q[i][j] for j in range(3)] for i in range(3)]
+        Qc = [_dot(Q[i], c) for i in range(3)]
+        return [
+            Q[0][0], -2 * Q[0][2], Q[2][2], Q[1][1], -2 * Q[1][2], 2 * Q[0][1],  # a
+            B[0], B[1], -B[2],  # b
+            E[0][0], -2 * E[0][2], E[2][2], E[1][1], -2 * E[1][2], 2 * E[0][1],  # disc
+            *Q[0], *Q[1], *Q[2], *Qc,  # the normal Q (p - c) at p = t d
+        ]  # fmt: skip
+    if kind == "box":
+        e = size
+        return [
+            *e,
+            *(-e[i] - o[i] for i in range(3)),  # slab entry planes, relative to the origin
+            *(e[i] - o[i] for i in range(3)),
+            *(1.0 / e[i] for i in range(3)),
+        ]
+    r, h = size[0], size[2]
+    if kind == "cylinder":
+        cap = 1.0 if o[2] > h else (-1.0 if o[2] < -h else 0.0)  # the cap facing the camera
+        return [r * r, h, cap, o[0] * o[0] + o[1] * o[1] - r * r, 1.0 - 1e-5]
+    k2 = (r / (2.0 * h)) ** 2
+    w = h - o[2]
+    cap = -1.0 if o[2] < -h else 0.0  # the base is visible from below only
+    return [r * r, h, k2, w, o[0] * o[0] + o[1] * o[1] - k2 * w * w, cap]
+
+
+# ----------------------------------------------------------------------------- the six classes
+
+
+def _dims(u: _Uniform, cls: str) -> dict:
+    """Random dimensions (metres; ``h`` and ``e`` are half sizes) of an object of class ``cls``."""
+    if cls == "ball":
+        return {"r": 0.15 + 0.3 * u()}
+    if cls == "box":
+        return {"e": (0.15 + 0.35 * u(), 0.12 + 0.35 * u(), 0.15 + 0.35 * u())}
+    if cls == "can":
+        return {"r": 0.1 + 0.18 * u(), "h": 0.18 + 0.35 * u()}
+    if cls == "cone":
+        return {"r": 0.18 + 0.25 * u(), "h": 0.3 + 0.35 * u()}
+    if cls == "table":
+        return {
+            "w": 0.4 + 0.35 * u(),
+            "d": 0.3 + 0.2 * u(),
+            "h": 0.55 + 0.3 * u(),
+            "t": 0.025 + 0.02 * u(),
+            "leg": 0.025 + 0.015 * u(),
+        }
+    return {"H": 1.45 + 0.45 * u()}  # person
+
+
+def _footprint(cls: str, dims: dict) -> float:
+    """Radius of the object's footprint on the floor (for non-overlapping placement)."""
+    if cls in ("ball", "can", "cone"):
+        return dims["r"]
+    if cls == "box":
+        return math.hypot(dims["e"][0], dims["e"][2])
+    if cls == "table":
+        return math.hypot(dims["w"], dims["d"])
+    return 0.3 * dims["H"]
+
+
+def _bounding(cls: str, dims: dict) -> tuple[float, float]:
+    """(height of the bounding-sphere centre above the floor, its radius)."""
+    if cls == "ball":
+        return dims["r"], dims["r"]
+    if cls == "box":
+        e = dims["e"]
+        return e[1], math.sqrt(_dot(e, e))
+    if cls in ("can", "cone"):
+        return dims["h"], math.hypot(dims["r"], dims["h"])
+    if cls == "table":
+        return dims["h"] / 2, math.sqrt(dims["w"] ** 2 + dims["d"] ** 2 + (dims["h"] / 2) ** 2)
+    return dims["H"] / 2, dims["H"] * 0.55
+
+
+def _add_object(b: _Builder, cls: str, dims: dict, x: float, z: float, yaw: float) -> None:
+    """Put an object of class ``cls`` standing on the floor at world ``(x, 0, z)``."""
+    u = b.u
+    Y = _yaw_frame(yaw)
+    up = (0.0, 1.0, 0.0)
+    cid = CLASS_ID[cls]
+    if cls == "ball":
+        r = dims["r"]
+        axes = _frame_along(_sub(u.vec(), (0.5, 0.5, 0.5)))  # random orientation of the texture
+        b.add_object("ellipsoid", cid, [((x, r, z), axes, (r, r, r), 0, b.texture(2 * r))])
+    elif cls == "box":
+        e = dims["e"]
+        b.add_object("box", cid, [((x, e[1], z), Y, e, 0, b.texture(2 * max(e)))])
+    elif cls in ("can", "cone"):
+        r, h = dims["r"], dims["h"]
+        axes = (Y[0], Y[2], up)  # local z = world up
+        kind = "cylinder" if cls == "can" else "cone"
+        b.add_object(kind, cid, [((x, h, z), axes, (r, r, h), 0, b.texture(2 * max(r, h)))])
+    elif cls == "table":
+        w, d, h, t, leg = dims["w"], dims["d"], dims["h"], dims["t"], dims["leg"]
+        tex_top = b.texture(2 * w)
+        tex_leg = b.texture(h, colours=tex_top[4:6])
+        prims = [((x, h - t, z), Y, (w, t, d), 0, tex_top)]
+        leg_h = (h - 2 * t) / 2
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                off = _to_world(Y, (sx * (w - 1.5 * leg), 0.0, sz * (d - 1.5 * leg)))
+                prims.append(((x + off[0], leg_h, z + off[2]), Y, (leg, leg_h, leg), 0, tex_leg))
+        b.add_object("box", cid, prims)
+    else:
+        _add_person(b, dims["H"], x, z, Y)
+
+
+def _add_person(b: _Builder, H: float, x: float, z: float, Y) -> None:
+    """An articulated person: head, torso, upper/lower arms and upper/lower legs (ellipsoids).
+
+    Joint angles are random (standing, walking, waving); the lowest foot touches the floor. The
+    parts are labelled 1..6 in :data:`ubernet_lite.tasks.PART_NAMES` order.
+    """
+    u = b.u
+    deg = math.radians
+
+    def limb(start, theta, phi, length):
+        """End of a limb from ``start``: ``theta`` swings it forward from hanging down (about the
+        body's x axis), ``phi`` spreads it sideways. Body frame: x sideways, y up, z front."""
+        v = (math.sin(phi), -math.cos(theta) * math.cos(phi), math.sin(theta) * math.cos(phi))
+        return _add(start, _mul(v, length))
+
+    parts = []  # (part name, joint a, joint b, thickness radius)
+    for side in (-1.0, 1.0):
+        hip = (side * 0.055 * H, 0.52 * H, 0.0)
+        th = deg(-25 + 50 * u())
+        knee = limb(hip, th, side * deg(8 * u()), 0.25 * H)
+        ankle = limb(knee, th - deg(50 * u()), side * deg(4 * u()), 0.25 * H)
+        parts.append(("upper leg", hip, knee, 0.055 * H))
+        parts.append(("lower leg", knee, ankle, 0.042 * H))
+        shoulder = (side * 0.125 * H, 0.80 * H, 0.0)
+        th = deg(-40 + 130 * u())
+        elbow = limb(shoulder, th, side * deg(5 + 60 * u()), 0.17 * H)
+        wrist = limb(elbow, th + deg(90 * u()), side * deg(5 + 40 * u()), 0.16 * H)
+        parts.append(("upper arm", shoulder, elbow, 0.04 * H))
+        parts.append(("lower arm", elbow, wrist, 0.032 * H))
+    # the lowest ankle's ellipsoid touches the floor
+    lift = 0.045 * H - min(p[2][1] for p in parts if p[0] == "lower leg")
+    skin = b.colour()
+    tex_shirt = b.texture(0.4 * H, colours=(b.colour(), b.colour()))
+    tex_trousers = b.texture(0.5 * H, colours=(b.colour(), b.colour()))
+    tex_skin = b.texture(1.0, plain=True, colours=(skin, skin))
+    tex = {"upper arm": tex_shirt, "lower arm": tex_skin, "upper leg": tex_trousers}
+    tex["lower leg"] = tex_trousers
+
+    def world(v):
+        w = _to_world(Y, v)
+        return (x + w[0], lift + w[1], z + w[2])
+
+    prims = [
+        (world((0.0, 0.665 * H, 0.0)), Y, (0.15 * H, 0.17 * H, 0.08 * H), PART_ID["torso"], tex_shirt),
+        (world((0.0, 0.92 * H, 0.01 * H)), Y, (0.06 * H, 0.075 * H, 0.065 * H), PART_ID["head"], tex_skin),
+    ]
+    for name, a, c, r in parts:
+        a_w, c_w = world(a), world(c)
+        axis = _sub(c_w, a_w)
+        half = math.sqrt(_dot(axis, axis)) / 2 + 0.6 * r
+        centre = _mul(_add(a_w, c_w), 0.5)
+        prims.append((centre, _frame_along(axis), (r, r, half), PART_ID[name], tex[name]))
+    b.add_object("ellipsoid", CLASS_ID["person"], prims)
+
+
+# ----------------------------------------------------------------------------- the three styles
+
+_CLASS_WEIGHTS = {
+    "scene": (1.0, 1.0, 1.0, 1.0, 1.0, 1.2),
+    "indoor": (0.8, 1.3, 1.0, 0.8, 1.4, 1.0),
+}
+
+
+def _weighted_choice(u: _Uniform, weights) -> int:
+    x = u() * sum(weights)
+    for i, w in enumerate(weights):
+        x -= w
+        if x < 0:
+            return i
+    return len(weights) - 1
+
+
+def sample_scene(rng: random.Random, style: str = "scene") -> Scene:
+    """Draw one scene of ``style`` (see :data:`STYLES`) from the random stream ``rng``."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+    u = _Uniform(rng)
+    if style == "msra":
+        return _sample_msra(u)
+    return _sample_room(u, style)
+
+
+def _sample_room(u: _Uniform, style: str) -> Scene:
+    indoor = style == "indoor"
+    fov = math.radians(50 + 15 * u())
+    pitch = math.radians(10 + 18 * u())
+    cam_h = 1.2 + 0.8 * u()
+    b = _Builder(u, cam_h, pitch, fov)
+    b.plane((0, 1, 0), (0, 0, 0), (1, 0, 0), (0, 0, 1), b.texture(2.0 + 4.0 * u()))
+    if indoor:
+        back = 4.5 + 3.5 * u()
+        left, right = 2.0 + 2.0 * u(), 2.0 + 2.0 * u()
+    else:
+        back = 10.0 + 10.0 * u()
+        left = right = None
+        if u() < 0.3:
+            if u() < 0.5:
+                left = 2.0 + 3.0 * u()
+            else:
+                right = 2.0 + 3.0 * u()
+    b.plane((0, 0, 1), (0, 0, -back), (1, 0, 0), (0, 1, 0), b.texture(4.0))
+    if left is not None:
+        b.plane((1, 0, 0), (-left, 0, 0), (0, 0, 1), (0, 1, 0), b.texture(4.0))
+    if right is not None:
+        b.plane((-1, 0, 0), (right, 0, 0), (0, 0, 1), (0, 1, 0), b.texture(4.0))
+
+    n_obj = 2 + min(int(u() * 5), 4)
+    weights = _CLASS_WEIGHTS[style]
+    placed: list[tuple[float, float, float]] = []
+    tan_half = math.tan(fov / 2)
+    z_near = 1.5 + cam_h * 0.5
+    z_far = min(back - 0.8, 8.0)
+    for _ in range(n_obj):
+        cls = SYNTH_CLASSES[_weighted_choice(u, weights)]
+        dims = _dims(u, cls)
+        foot = _footprint(cls, dims)
+        for _try in range(6):
+            depth = z_near + (z_far - z_near) * u() ** 1.3
+            x = (2 * u() - 1) * depth * tan_half * 1.1  # in view, a little past its edges
+            yaw = 2 * math.pi * u()
+            lo = -left + foot if left is not None else -1e9
+            hi = right - foot if right is not None else 1e9
+            if not (lo <= x <= hi) or depth + foot > back:
+                continue
+            if all(math.hypot(x - px, -depth - pz) > foot + pr + 0.05 for px, pz, pr in placed):
+                placed.append((x, -depth, foot))
+                _add_object(b, cls, dims, x, -depth, yaw)
+                break
+    return b.finish(style)
+
+
+def _sample_msra(u: _Uniform) -> Scene:
+    """One object, large and roughly centred, in front of a plain backdrop (floor and wall)."""
+    fov = math.radians(45 + 10 * u())
+    cls = SYNTH_CLASSES[min(int(u() * len(SYNTH_CLASSES)), len(SYNTH_CLASSES) - 1)]
+    dims = _dims(u, cls)
+    cy, rad = _bounding(cls, dims)
+    frac = 0.6 + 0.3 * u()  # projected bounding radius / half the image
+    dist = rad / (frac * math.tan(fov / 2))
+    elev = math.radians(5 + 25 * u())
+    cam_h = cy + dist * math.sin(elev)
+    horiz = dist * math.cos(elev)
+    b = _Builder(u, cam_h, elev, fov)
+    grey = 0.3 + 0.6 * u()
+    bg = tuple(min(max(grey + 0.25 * u() - 0.125, 0.05), 0.95) for _ in range(3))
+    plain = b.texture(1.0, plain=True, colours=(bg, bg))
+    b.plane((0, 1, 0), (0, 0, 0), (1, 0, 0), (0, 0, 1), plain)
+    back = horiz + rad + 2.0 + 6.0 * u()
+    b.plane((0, 0, 1), (0, 0, -back), (1, 0, 0), (0, 1, 0), plain)
+    x = (u() - 0.5) * 0.4 * rad  # a little off centre
+    _add_object(b, cls, dims, x, -horiz, 2 * math.pi * u())
+    return b.finish("msra")

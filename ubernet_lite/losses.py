@@ -1,0 +1,463 @@
+"""The task losses of UberNet (Sec. 2 of the paper), one function per loss.
+
+Every dense loss here returns a **per-sample** loss, float ``[B]``: the mean over the sample's valid
+pixels (0 for a sample without a valid pixel). The objective of Eq. 1-2
+(``ubernet_lite.training``) multiplies it by ``has_label`` (delta_{t,i}) and the task weight gamma_t
+and sums over the samples. Pixels labelled 255 are ignored everywhere.
+
+| ``spec.loss``          | function                          | used for                              |
+| ---------------------- | --------------------------------- | ------------------------------------- |
+| ``cross_entropy``      | :func:`cross_entropy`             | semantic segmentation, human parts    |
+| ``binary_cross_entropy``| :func:`binary_cross_entropy`     | saliency (2-class CE with one logit)  |
+| ``mil_boundary``       | :func:`mil_boundary`              | boundaries, semantic boundaries       |
+| ``hed_balanced``       | :func:`hed_balanced`              | the HED alternative for boundaries    |
+| ``normals_l1``         | :func:`normals_l1`                | surface normals                       |
+| ``detection``          | :func:`detection`                 | RPN + Fast R-CNN (torchvision's)      |
+
+:func:`task_loss` dispatches on ``spec.loss`` and adds up the fused output and every pyramid
+scale's output (deep supervision, Sec. 2: "loss layers both at the outputs of the individual scales
+and the final responses").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = 255
+
+__all__ = [
+    "IGNORE",
+    "LOSSES",
+    "binary_cross_entropy",
+    "boundary_bags",
+    "cross_entropy",
+    "detection",
+    "hed_balanced",
+    "mil_boundary",
+    "normals_l1",
+    "per_sample_mean",
+    "task_loss",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def per_sample_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the ``valid`` entries of each sample.
+
+    Args:
+        values: float ``[B, ...]`` (entries where ``valid`` is False are ignored, even if NaN).
+        valid: bool ``[B, ...]``, same shape.
+
+    Returns:
+        float ``[B]``; 0 for a sample without a valid entry.
+    """
+    b = values.shape[0]
+    values = torch.where(valid, values, torch.zeros((), dtype=values.dtype, device=values.device))
+    total = values.reshape(b, -1).sum(1)
+    count = valid.reshape(b, -1).sum(1)
+    return total / count.clamp(min=1).to(values.dtype)
+
+
+def _check_dense(
+    task: str, pred: torch.Tensor, target: torch.Tensor, channels: int | None, what: str
+):
+    """One clear error for a prediction/target shape mismatch (``pred`` [B, C, H, W])."""
+    if pred.dim() != 4:
+        raise ValueError(
+            f"{task}: expected a prediction [B, C, H, W] ({what}), got shape {tuple(pred.shape)}"
+        )
+    b, c, h, w = pred.shape
+    if channels is not None and c != channels:
+        raise ValueError(
+            f"{task}: expected {channels} prediction channels ({what}), got {tuple(pred.shape)}"
+        )
+    expected = (b, h, w) if target.dim() == 3 else (b, c, h, w)
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"{task}: prediction {tuple(pred.shape)} and target {tuple(target.shape)} do not match; "
+            f"expected a target of shape {expected} ({what})"
+        )
+
+
+def _binary_target(task: str, target: torch.Tensor):
+    """``target`` in {0, 1, 255} -> (float target, bool valid); error on other values."""
+    t = target.long()
+    bad = (t != 0) & (t != 1) & (t != IGNORE)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{task}: binary target values must be 0, 1 or {IGNORE} (ignore), "
+            f"found {sorted(set(t[bad].unique().tolist()))[:5]}"
+        )
+    valid = t != IGNORE
+    return (t == 1).to(torch.get_default_dtype()), valid
+
+
+# ----------------------------------------------------------------------------------------------
+# discrete labelling: semantic segmentation, parts, saliency
+# ----------------------------------------------------------------------------------------------
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, task: str = "semantic"
+) -> torch.Tensor:
+    """Pixel-wise softmax cross-entropy with ignore value 255 (semantic segmentation, parts).
+
+    ``L_i = 1/|V_i| sum_{p in V_i} -log softmax(f(p))_{y_p}``, V_i the pixels of sample i whose
+    label is not 255.
+
+    Args:
+        logits: float ``[B, K, H, W]``.
+        target: int64 ``[B, H, W]`` in ``0..K-1`` or 255.
+
+    Returns:
+        float ``[B]``.
+    """
+    if target.dim() != 3:
+        raise ValueError(
+            f"{task}: expected labels [B, H, W] next to logits [B, K, H, W], got {tuple(target.shape)}"
+        )
+    _check_dense(task, logits, target, None, "logits [B, K, H, W], labels [B, H, W]")
+    k = logits.shape[1]
+    target = target.long()
+    bad = (target != IGNORE) & ((target < 0) | (target >= k))
+    if bool(bad.any()):
+        raise ValueError(
+            f"{task}: labels must be in 0..{k - 1} or {IGNORE} (ignore) for {k} classes, "
+            f"found {sorted(set(target[bad].unique().tolist()))[:5]}"
+        )
+    valid = target != IGNORE
+    nll = F.cross_entropy(logits, target.masked_fill(~valid, 0), reduction="none")  # [B, H, W]
+    return per_sample_mean(nll, valid)
+
+
+def binary_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, task: str = "saliency"
+) -> torch.Tensor:
+    """Sigmoid cross-entropy with one logit (saliency), ignore value 255.
+
+    The paper trains saliency with cross-entropy; with one logit ``f`` the two-class softmax is the
+    sigmoid, so ``L_i = 1/|V_i| sum_p -[y_p log s(f_p) + (1-y_p) log(1-s(f_p))]``.
+
+    Args:
+        logits: float ``[B, 1, H, W]`` (or ``[B, C, H, W]`` with a ``[B, C, H, W]`` target).
+        target: uint8 ``[B, H, W]`` (or ``[B, C, H, W]``) in {0, 1, 255}.
+
+    Returns:
+        float ``[B]``.
+    """
+    logits, target = _as_channels(task, logits, target)
+    y, valid = _binary_target(task, target)
+    bce = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+    return per_sample_mean(bce, valid)
+
+
+def _as_channels(task: str, logits: torch.Tensor, target: torch.Tensor):
+    """Bring a ``[B, H, W]`` target next to ``[B, 1, H, W]`` logits; check shapes."""
+    if logits.dim() == 4 and target.dim() == 3:
+        if logits.shape[1] != 1:
+            raise ValueError(
+                f"{task}: a [B, H, W] target needs logits [B, 1, H, W], got {tuple(logits.shape)}"
+            )
+        target = target.unsqueeze(1)
+    _check_dense(
+        task, logits, target, None, "logits [B, C, H, W], target [B, C, H, W] or [B, H, W]"
+    )
+    return logits, target
+
+
+# ----------------------------------------------------------------------------------------------
+# boundaries: MIL (Kokkinos, ICLR 2016) and HED's class-balanced cross-entropy
+# ----------------------------------------------------------------------------------------------
+# The four directions a normal is quantised to (dy, dx): 0, 45, 90, 135 degrees.
+_DIRECTIONS = ((0, 1), (1, 1), (1, 0), (1, -1))
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``out[..., y, x] = x[..., y + dy, x + dx]`` (``fill`` outside the image)."""
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, fill)
+    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
+    """Index (0..3 into ``_DIRECTIONS``) of the boundary normal at every pixel, from the ground truth.
+
+    The annotation is blurred (5x5 triangle filter) into a ridge along the contour; across the ridge
+    the curvature is the most negative, so the normal is the eigenvector of the Hessian
+    ``[[hxx, hxy], [hxy, hyy]]`` with the smallest eigenvalue, at angle
+    ``0.5 atan2(2 hxy, hxx - hyy) + pi / 2``; it is quantised to 0/45/90/135 degrees.
+
+    Args:
+        positive: bool ``[N, H, W]``.
+
+    Returns:
+        int64 ``[N, H, W]``.
+    """
+    x = positive.to(torch.float32).unsqueeze(1)
+    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
+    x = F.conv2d(
+        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
+    )
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")[:, 0]
+    c = p[:, 1:-1, 1:-1]
+    hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
+    hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
+    hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
+    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
+    return torch.round(angle / (math.pi / 4)).long() % 4
+
+
+def boundary_bags(
+    logits: torch.Tensor,
+    positive: torch.Tensor,
+    valid: torch.Tensor,
+    radius: int = 1,
+    bag: str = "normal",
+):
+    """The bag maxima and the negatives of the MIL boundary loss.
+
+    Args:
+        logits: float ``[N, H, W]``.
+        positive: bool ``[N, H, W]``, annotated boundary pixels.
+        valid: bool ``[N, H, W]``, pixels not labelled 255.
+        radius: half-size of a bag (pixels).
+        bag: ``"normal"``: the ``2 radius + 1`` pixels on the line through the annotated pixel
+            along its normal (the original definition); ``"window"``: the
+            ``(2 radius + 1)^2`` square around it.
+
+    Returns:
+        ``(bag_max, negative)``: float ``[N, H, W]``, the largest logit of the bag centred at each
+        pixel (used at positive pixels), and bool ``[N, H, W]``, the pixels farther than
+        ``radius`` (in the max norm) from every annotated pixel (the certain negatives).
+    """
+    neg_inf = torch.finfo(logits.dtype).min
+    masked = logits.masked_fill(~valid, neg_inf)  # an ignored pixel never wins a bag
+    if bag == "window":
+        k = 2 * radius + 1
+        bag_max = F.max_pool2d(masked.unsqueeze(1), k, stride=1, padding=radius).squeeze(1)
+    elif bag == "normal":
+        direction = _normal_direction(positive)
+        bag_max = masked.clone()
+        for d, (dy, dx) in enumerate(_DIRECTIONS):
+            along = masked
+            for r in range(1, radius + 1):
+                along = torch.maximum(along, _shift(masked, r * dy, r * dx, neg_inf))
+                along = torch.maximum(along, _shift(masked, -r * dy, -r * dx, neg_inf))
+            bag_max = torch.where(direction == d, along, bag_max)
+    else:
+        raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
+    k = 2 * radius + 1
+    near = F.max_pool2d(positive.float().unsqueeze(1), k, stride=1, padding=radius).squeeze(1) > 0
+    negative = valid & ~near
+    return bag_max, negative
+
+
+def mil_boundary(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    radius: int = 1,
+    bag: str = "normal",
+    balanced: bool = False,
+    task: str = "boundaries",
+) -> torch.Tensor:
+    """The Multiple Instance Learning boundary loss (Kokkinos, ICLR 2016, Sec. 3; UberNet Sec. 2).
+
+    An annotated contour is only known up to a pixel or two, so each annotated pixel i becomes a
+    *positive bag* B_i: the pixels within ``radius`` of it along the boundary normal (``bag="normal"``)
+    or in a ``(2 radius + 1)^2`` window (``bag="window"``). The bag is positive if *one* of its
+    pixels is, so the loss scores the bag by its maximum; certain negatives are the pixels farther
+    than ``radius`` from any annotated pixel, and the pixels in between are not penalised::
+
+        L = sum_{j in Y-} -log(1 - s(f_j)) + sum_{i in Y+} -log s(max_{j in B_i} f_j)
+
+    (s the sigmoid; with ``balanced=True`` the two sums are weighted by |Y-|/|Y| and |Y+|/|Y| as in
+    HED). Per sample the sum is divided by the number of terms |Y+| + |Y-|. The loss is a
+    piecewise-smooth function of the logits (the max picks one pixel per bag).
+
+    Args:
+        logits: float ``[B, 1, H, W]`` (boundaries) or ``[B, K, H, W]`` (semantic boundaries).
+        target: uint8 ``[B, H, W]`` or ``[B, K, H, W]`` in {0, 1, 255}.
+
+    Returns:
+        float ``[B]``.
+    """
+    logits, target = _as_channels(task, logits, target)
+    y, valid = _binary_target(task, target)
+    b, c, h, w = logits.shape
+    flat = logits.reshape(b * c, h, w)
+    positive = (y > 0.5).reshape(b * c, h, w)
+    vflat = valid.reshape(b * c, h, w)
+    bag_max, negative = boundary_bags(flat, positive, vflat, radius=radius, bag=bag)
+    pos_term = F.softplus(-bag_max)  # -log s(max_B f)
+    neg_term = F.softplus(flat)  # -log(1 - s(f))
+    if balanced:
+        n_pos = positive.reshape(b, -1).sum(1).to(logits.dtype)
+        n_neg = negative.reshape(b, -1).sum(1).to(logits.dtype)
+        total = (n_pos + n_neg).clamp(min=1)
+        w_pos = (n_neg / total).repeat_interleave(c).view(-1, 1, 1)
+        w_neg = (n_pos / total).repeat_interleave(c).view(-1, 1, 1)
+        pos_term, neg_term = pos_term * w_pos, neg_term * w_neg
+    zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
+    loss = torch.where(positive, pos_term, zero) + torch.where(negative, neg_term, zero)
+    counted = positive | negative
+    return per_sample_mean(loss.reshape(b, c, h, w), counted.reshape(b, c, h, w))
+
+
+def hed_balanced(
+    logits: torch.Tensor, target: torch.Tensor, task: str = "boundaries"
+) -> torch.Tensor:
+    """HED's class-balanced sigmoid cross-entropy (Xie & Tu, ICCV 2015, Eq. 2).
+
+    ``L = -beta sum_{j in Y+} log s(f_j) - (1 - beta) sum_{j in Y-} log(1 - s(f_j))``,
+    ``beta = |Y-| / |Y|`` counted per sample over its valid pixels, divided by |Y| (a mean).
+
+    Args:
+        logits: float ``[B, 1, H, W]`` or ``[B, K, H, W]``.
+        target: uint8 ``[B, H, W]`` or ``[B, K, H, W]`` in {0, 1, 255}.
+
+    Returns:
+        float ``[B]``.
+    """
+    logits, target = _as_channels(task, logits, target)
+    y, valid = _binary_target(task, target)
+    y = y.to(logits.dtype)
+    b = logits.shape[0]
+    pos = (y > 0.5) & valid
+    n_pos = pos.reshape(b, -1).sum(1).to(logits.dtype)
+    n_all = valid.reshape(b, -1).sum(1).to(logits.dtype).clamp(min=1)
+    beta = ((n_all - n_pos) / n_all).view(b, *([1] * (logits.dim() - 1)))  # Eq. 2 of HED
+    weight = torch.where(pos, beta, 1 - beta)
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return per_sample_mean(weight * bce, valid)
+
+
+# ----------------------------------------------------------------------------------------------
+# normals
+# ----------------------------------------------------------------------------------------------
+def normals_l1(
+    pred: torch.Tensor, target: torch.Tensor, task: str = "normals", eps: float = 1e-6
+) -> torch.Tensor:
+    """L2 normalisation of the prediction followed by an L1 penalty (UberNet Sec. 2).
+
+    ``L_i = 1/|V_i| sum_{p in V_i} || f_p / ||f_p||_2 - n_p ||_1``; V_i the pixels whose ground-truth
+    vector is non-zero (zero vectors mark missing depth, padding or unlabelled samples).
+
+    Args:
+        pred: float ``[B, 3, H, W]``, unnormalised.
+        target: float ``[B, 3, H, W]``, unit vectors or zeros.
+
+    Returns:
+        float ``[B]``.
+    """
+    if pred.dim() != 4 or pred.shape[1] != 3 or tuple(target.shape) != tuple(pred.shape):
+        raise ValueError(
+            f"{task}: expected prediction and target of the same shape [B, 3, H, W], "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    unit = F.normalize(pred, dim=1, eps=eps)
+    valid = target.abs().sum(1) > 0  # [B, H, W]
+    l1 = (unit - target.to(unit.dtype)).abs().sum(1)
+    return per_sample_mean(l1, valid)
+
+
+# ----------------------------------------------------------------------------------------------
+# detection
+# ----------------------------------------------------------------------------------------------
+def detection(loss_dict: dict, labelled: torch.Tensor, task: str = "detection") -> torch.Tensor:
+    """The RPN and Fast R-CNN losses, as a per-sample vector.
+
+    torchvision's ``RegionProposalNetwork`` and ``RoIHeads`` return the four losses
+    (``loss_objectness``, ``loss_rpn_box_reg``: the RPN's Eq. 1 of Ren et al.; ``loss_classifier``,
+    ``loss_box_reg``: Fast R-CNN's multi-task loss) already averaged over the anchors and RoIs they
+    sampled from all labelled images together, so they do not split into exact per-image terms.
+    **Approximation:** every labelled sample gets the batch's total ``sum(loss_dict.values())``,
+    and an unlabelled one 0; summing over samples (as the objective of Eq. 2 does) gives
+    ``n_labelled x`` the batch mean, the same scale as the sum of per-sample losses of the dense
+    tasks.
+
+    Args:
+        loss_dict: ``{name: float scalar}``.
+        labelled: bool ``[B]``, the samples that carry detection labels.
+
+    Returns:
+        float ``[B]``.
+    """
+    if not isinstance(loss_dict, dict) or not loss_dict:
+        raise ValueError(
+            f"{task}: expected the model's detection loss dict (train mode with targets), "
+            f"got {type(loss_dict).__name__}"
+        )
+    total = sum(v for v in loss_dict.values())
+    labelled = labelled.to(device=total.device, dtype=torch.bool)
+    return torch.where(
+        labelled,
+        total.expand(labelled.shape),
+        torch.zeros((), dtype=total.dtype, device=total.device),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# dispatch + deep supervision
+# ----------------------------------------------------------------------------------------------
+#: The dense losses by name (``spec.loss``); ``detection`` is handled by :func:`task_loss`.
+LOSSES = {
+    "cross_entropy": cross_entropy,
+    "binary_cross_entropy": binary_cross_entropy,
+    "mil_boundary": mil_boundary,
+    "hed_balanced": hed_balanced,
+    "normals_l1": normals_l1,
+}
+
+
+def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
+    """The per-sample loss of one task, summed over the fused output and every pyramid scale.
+
+    Args:
+        spec: the task's :class:`ubernet_lite.tasks.TaskSpec` (``name``, ``target``, ``loss``).
+        out: the model's ``TaskOutputs`` (``out[spec.name]`` the fused prediction,
+            ``out.scales[spec.name]`` the list of per-scale predictions, each at input resolution),
+            a plain ``dict`` of fused predictions, or a single prediction tensor.
+        batch: the batch dict of ``ubernet_lite.data.collate`` (``targets``, ``has_label``).
+        loss_kwargs: passed to the loss (e.g. ``radius=2`` for MIL).
+
+    Returns:
+        float ``[B]``: ``L(fused) + sum_s L(scale s)`` per sample (deep supervision, Sec. 2).
+    """
+    if spec.loss == "detection":
+        loss_dict = out[spec.name] if isinstance(out, dict) and spec.name in out else out
+        b = batch["images"].shape[0] if "images" in batch else None
+        labelled = batch.get("has_label", {}).get(spec.target)
+        if labelled is None:
+            labelled = torch.ones(b, dtype=torch.bool)
+        return detection(loss_dict, torch.as_tensor(labelled), task=spec.name)
+    if spec.loss not in LOSSES:
+        raise ValueError(
+            f"{spec.name}: unknown loss {spec.loss!r}; expected one of {sorted(LOSSES) + ['detection']}"
+        )
+    fn = LOSSES[spec.loss]
+    targets = batch.get("targets", batch)
+    if spec.target not in targets:
+        raise KeyError(
+            f"{spec.name}: the batch has no target {spec.target!r} (targets: {sorted(targets)}); "
+            "no sample of this batch is labelled for the task"
+        )
+    target = targets[spec.target]
+    if isinstance(out, torch.Tensor):
+        preds = [out]
+    else:
+        if spec.name not in out:
+            raise KeyError(
+                f"{spec.name}: the model output has no prediction for this task ({sorted(out)})"
+            )
+        preds = [out[spec.name], *getattr(out, "scales", {}).get(spec.name, [])]
+    total = None
+    for p in preds:
+        loss = fn(p, target.to(p.device), task=spec.name, **loss_kwargs)
+        total = loss if total is None else total + loss
+    return total

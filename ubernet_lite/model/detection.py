@@ -1,0 +1,176 @@
+"""The detection branch: a Region Proposal Network and a Fast R-CNN head (Sec. 2, [48]).
+
+"For object detection as in [48] we use a 'Region Proposal Network' and a 'Faster-RCNN' branch".
+Both are torchvision's own parts, assembled on the trunk's stride-8 features of the finest pyramid
+level (``cfg.detection_layer``: ``"C6"`` = fc7, or ``"C5"`` = conv5_3, raw ReLU responses as
+Faster R-CNN reads them):
+
+    features [B, C, h/8, w/8] --RPNHead (3x3 conv, objectness + deltas per anchor)--> proposals
+    proposals --RoIAlign (MultiScaleRoIAlign) or RoIPool (the paper's), 7x7--> TwoMLPHead
+              --FastRCNNPredictor--> class scores + per-class box deltas --> NMS --> detections
+
+Built directly on an ``ImageList`` and an ``OrderedDict`` of features, *without*
+``GeneralizedRCNNTransform`` (which would resize and renormalise the image: the pyramid and the
+trunk already did that). Boxes are in the pixel coordinates of the level the features come from;
+:class:`DetectionBranch` maps them to/from the input image.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import MultiScaleRoIAlign, RoIPool
+
+#: The key of the single feature map in the OrderedDict handed to torchvision.
+FEATURE_KEY = "stride8"
+
+#: torchvision's loss keys (RPN, then Fast R-CNN).
+LOSS_KEYS: tuple[str, ...] = (
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "loss_classifier",
+    "loss_box_reg",
+)
+
+
+class RoIPoolDict(nn.Module):
+    """``torchvision.ops.RoIPool`` with the call signature ``RoIHeads`` uses for its pooler.
+
+    ``forward(features, proposals, image_shapes)``: dict with one [B, C, h, w] map, list of B
+    [N_i, 4] boxes -> [sum N_i, C, k, k]. The scale is fixed (``1 / stride``), not inferred.
+    """
+
+    def __init__(self, output_size: int, stride: int):
+        super().__init__()
+        self.pool = RoIPool(output_size, spatial_scale=1.0 / stride)
+
+    def forward(self, features, proposals, image_shapes):
+        return self.pool(features[FEATURE_KEY], proposals)
+
+
+class DetectionBranch(nn.Module):
+    """RPN + Fast R-CNN head on one stride-8 feature map.
+
+    Args:
+        in_channels: channels of the feature map.
+        num_classes: classes incl. background (the detection ``TaskSpec.out_channels``).
+        cfg: the :class:`~ubernet_lite.config.UberNetConfig` (anchors, RPN / RoI settings).
+        stride: the feature map's stride (8).
+
+    ``forward(features, level_size, image_size, targets=None)``:
+        features [B, C, h8, w8] of the level of size ``level_size`` (h, w) of images of size
+        ``image_size`` (H, W).
+        Eval: list of B dicts ``boxes`` float [N, 4] xyxy in input pixels within [0, W] x [0, H],
+        ``labels`` int64 [N] in 1..K, ``scores`` float [N].
+        Train: ``targets`` a list of B dicts with ``boxes`` [N_i, 4] (input pixels) and
+        ``labels`` [N_i], or None for an image without detection labels (skipped) -> torchvision's
+        loss dict (:data:`LOSS_KEYS`), each a scalar tensor (zeros tied to the graph when no image
+        of the batch is labelled).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, cfg, stride: int = 8):
+        super().__init__()
+        self.stride = stride
+        sizes = tuple(cfg.anchor_sizes)
+        ratios = tuple(cfg.anchor_ratios)
+        anchors = AnchorGenerator(sizes=(sizes,), aspect_ratios=(ratios,))
+        self.rpn = RegionProposalNetwork(
+            anchors,
+            RPNHead(in_channels, len(sizes) * len(ratios)),
+            fg_iou_thresh=0.7,
+            bg_iou_thresh=0.3,
+            batch_size_per_image=cfg.rpn_batch_size_per_image,
+            positive_fraction=0.5,
+            pre_nms_top_n=dict(
+                training=cfg.rpn_pre_nms_top_n_train, testing=cfg.rpn_pre_nms_top_n_test
+            ),
+            post_nms_top_n=dict(
+                training=cfg.rpn_post_nms_top_n_train, testing=cfg.rpn_post_nms_top_n_test
+            ),
+            nms_thresh=0.7,
+        )
+        k = 7  # RoI grid, as Fast R-CNN on VGG-16
+        if cfg.roi_pool == "align":
+            pooler = MultiScaleRoIAlign([FEATURE_KEY], output_size=k, sampling_ratio=2)
+        else:
+            pooler = RoIPoolDict(k, stride)
+        representation = cfg.fc_channels  # the width of the box head's two FC layers
+        self.roi_heads = RoIHeads(
+            pooler,
+            TwoMLPHead(in_channels * k * k, representation),
+            FastRCNNPredictor(representation, num_classes),
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.5,
+            batch_size_per_image=cfg.box_batch_size_per_image,
+            positive_fraction=0.25,
+            bbox_reg_weights=None,
+            score_thresh=cfg.box_score_thresh,
+            nms_thresh=0.5,
+            detections_per_img=cfg.box_detections_per_img,
+        )
+
+    def _image_list(self, features: torch.Tensor, level_size: tuple[int, int]) -> ImageList:
+        # torchvision reads ImageList.tensors only for its shape, to get the anchor stride as
+        # tensor_size // feature_size. Our maps have n // 2 + 1 cells per stride-2 pool (321 -> 41),
+        # so the padded image size 8 * cells gives the exact stride 8 (321 // 41 would give 7).
+        # An expanded zero-size view: no memory. image_sizes (for clipping) are the true sizes.
+        b, _, h, w = features.shape
+        shape = (b, 3, h * self.stride, w * self.stride)
+        tensors = features.new_zeros(()).expand(shape)
+        return ImageList(tensors, [tuple(level_size)] * b)
+
+    def forward(self, features, level_size, image_size, targets=None):
+        sy = level_size[0] / image_size[0]
+        sx = level_size[1] / image_size[1]
+        scale = torch.tensor([sx, sy, sx, sy], dtype=features.dtype, device=features.device)
+        if not self.training:
+            images = self._image_list(features, level_size)
+            feats = OrderedDict([(FEATURE_KEY, features)])
+            proposals, _ = self.rpn(images, feats)
+            dets, _ = self.roi_heads(feats, proposals, images.image_sizes)
+            h, w = image_size
+            for d in dets:  # level pixels -> input pixels, clipped to the image
+                d["boxes"] = d["boxes"] / scale
+                d["boxes"][:, 0::2] = d["boxes"][:, 0::2].clamp(0, w)
+                d["boxes"][:, 1::2] = d["boxes"][:, 1::2].clamp(0, h)
+            return dets
+        if targets is None:
+            raise ValueError(
+                "the detection branch in train mode needs targets: a list of B dicts with 'boxes' "
+                "[N, 4] and 'labels' [N] (None for an image without detection labels)"
+            )
+        if len(targets) != features.shape[0]:
+            raise ValueError(
+                f"expected {features.shape[0]} detection targets (one per image), got {len(targets)}"
+            )
+        keep = [i for i, t in enumerate(targets) if t is not None]
+        if not keep:  # nothing labelled: zero losses that still reach the parameters
+            zero = features.sum() * 0.0 + sum(p.sum() for p in self.parameters()) * 0.0
+            return {k: zero for k in LOSS_KEYS}
+        feats_kept = features[keep] if len(keep) < features.shape[0] else features
+        level_targets = []
+        for i in keep:
+            t = targets[i]
+            if "boxes" not in t or "labels" not in t:
+                raise ValueError(
+                    f"detection target {i} needs 'boxes' [N, 4] and 'labels' [N]; got {sorted(t)}"
+                )
+            boxes = torch.as_tensor(
+                t["boxes"], dtype=features.dtype, device=features.device
+            ).reshape(-1, 4)
+            labels = torch.as_tensor(
+                t["labels"], dtype=torch.int64, device=features.device
+            ).reshape(-1)
+            level_targets.append({"boxes": boxes * scale, "labels": labels})
+        images = self._image_list(feats_kept, level_size)
+        feats = OrderedDict([(FEATURE_KEY, feats_kept)])
+        proposals, rpn_losses = self.rpn(images, feats, level_targets)
+        _, det_losses = self.roi_heads(feats, proposals, images.image_sizes, level_targets)
+        return {**rpn_losses, **det_losses}

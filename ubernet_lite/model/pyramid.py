@@ -1,0 +1,87 @@
+"""The image pyramid and the scale fusion S^t (Sec. 2, Fig. 2).
+
+"We construct an image pyramid and pass the multi-resolution versions of the image through CNNs
+with shared weights ... the other layers are successively downsampled by a factor of two." The
+pyramid is part of the network: level ``l`` is the image resized by ``scales[l]`` (1, 1/2, 1/4 by
+default), every level goes through the *same* trunk and the same task branch (tied weights), each
+level's task output is brought back to the input resolution and the levels are fused with learned
+weights S^t:
+
+    y^t = sum_l S^t_l * up(y^t_l)                    (Fig. 2, "S^t"; one weight per level and channel)
+
+The per-level outputs ``up(y^t_l)`` are kept for the deep supervision of Sec. 2 ("loss layers both
+at the outputs of the individual scales and the final responses").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def level_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """Size ``(h, w)`` of the pyramid level of scale ``scale`` for an image of ``size``."""
+    return max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))
+
+
+def min_input_size(scales: tuple[float, ...], stride: int) -> int:
+    """The smallest image side the pyramid accepts.
+
+    The coarsest level must still hold one full trunk cell, i.e. be at least ``stride`` pixels
+    on each side: ``round(side * min(scales)) >= stride``. For (1, 1/2, 1/4) and stride 8: 31 (31 / 4 rounds to 8).
+    """
+    s = min(scales)
+    side = max(1, math.floor((stride - 1) / s))  # a lower bound; step up to the exact minimum
+    while level_size((side, side), s)[0] < stride:
+        side += 1
+    return side
+
+
+def image_pyramid(images: torch.Tensor, scales: tuple[float, ...]) -> list[torch.Tensor]:
+    """The levels of the pyramid: [B, 3, H, W] -> list of [B, 3, h_l, w_l], ``h_l = round(H s_l)``.
+
+    Scale 1 returns the images themselves; smaller scales are antialiased bilinear resizes of the
+    original (not of the previous level), which is the same as successive halving up to rounding.
+    """
+    size = tuple(images.shape[-2:])
+    levels = []
+    for s in scales:
+        hw = level_size(size, s)
+        if hw == size:
+            levels.append(images)
+        else:
+            levels.append(
+                F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=True)
+            )
+    return levels
+
+
+def to_input_resolution(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A level's output at the input resolution: [B, C, h_l, w_l] -> [B, C, H, W] (bilinear)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class ScaleFusion(nn.Module):
+    """S^t: learned additive fusion of one task's outputs over the pyramid levels.
+
+    ``forward(outputs)``: list of L tensors [B, C, H, W] (all at the input resolution) ->
+    [B, C, H, W]. One weight per level and channel, initialised to the mean.
+    """
+
+    def __init__(self, num_scales: int, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((num_scales, channels), 1.0 / num_scales))
+
+    def forward(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        if len(outputs) != self.weight.shape[0]:
+            raise ValueError(f"expected {self.weight.shape[0]} scale outputs, got {len(outputs)}")
+        fused = None
+        for w, y in zip(self.weight, outputs, strict=True):
+            term = w.view(1, -1, 1, 1) * y
+            fused = term if fused is None else fused + term
+        return fused

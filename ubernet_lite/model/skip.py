@@ -1,0 +1,110 @@
+"""Tap normalisation B_i and the per-task skip layers E_i^t with additive fusion F^t (Sec. 2).
+
+Fig. 2 of the paper: the trunk's responses C_i go through Batch Normalization B_i (one per tap,
+shared by every task and every pyramid scale: the responses of conv1_2 and fc7 differ by orders
+of magnitude, BN brings them "in a common range"), then through task-specific *linear* skip
+layers E_i^t (1x1 convolutions, no non-linearity), which are interpolated to a common resolution
+and fused additively with learned weights F^t:
+
+    y^t = sum_i F^t_i * up(E_i^t(B_i(C_i)))          (Fig. 2, "F^t"; one weight per tap and channel)
+
+Task-specific deviations: none. The paper (Sec. 4) uses "skip-layer connections for all network
+layers, pyramid levels, and tasks", so every dense task reads all six taps. The normals branch is
+linear like the others; its output is *not* normalised here (the loss l2-normalises it, Sec. 2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:
+    """Bring a stride-``stride`` map to the resolution of its image level, aligned exactly.
+
+    Cell ``j`` of a stride-``s`` trunk map sits on pixel ``s * j`` (see ``vgg.py``), so a map of
+    ``n`` cells spans pixels ``0 .. s (n - 1)``; bilinear interpolation with ``align_corners=True``
+    to ``s (n - 1) + 1`` pixels puts every cell on its pixel, and we crop to ``size`` (the span is
+    ``>= size``: ``H`` for odd ``H``, ``H + 1`` for even ``H``).
+
+    [B, C, h, w] -> [B, C, size[0], size[1]].
+    """
+    if stride == 1 and tuple(x.shape[-2:]) == tuple(size):
+        return x
+    h, w = x.shape[-2:]
+    span = (stride * (h - 1) + 1, stride * (w - 1) + 1)
+    if span[0] < size[0] or span[1] < size[1]:
+        raise ValueError(
+            f"a stride-{stride} map of {h}x{w} cannot cover a {size[0]}x{size[1]} level"
+        )
+    y = F.interpolate(x, size=span, mode="bilinear", align_corners=True)
+    return y[..., : size[0], : size[1]]
+
+
+class TapNorms(nn.Module):
+    """The six Batch Normalizations B_1..B_6 of the taps, shared by tasks and scales (Sec. 2).
+
+    ``forward(taps)``: list of six [B, C_i, h_i, w_i] -> list of six tensors of the same shapes.
+    New tensors: the trunk's tensors are not modified.
+    """
+
+    def __init__(self, channels: tuple[int, ...]):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in channels)
+
+    def forward(self, taps: list[torch.Tensor]) -> list[torch.Tensor]:
+        if len(taps) != len(self.norms):
+            raise ValueError(f"expected {len(self.norms)} taps, got {len(taps)}")
+        return [bn(c) for bn, c in zip(self.norms, taps, strict=True)]
+
+
+class SkipFusion(nn.Module):
+    """One task's skip layers E_i^t (linear 1x1 convs) and additive fusion F^t, for one scale.
+
+    The same module serves every pyramid scale (weights tied across scales, Fig. 2).
+
+    Args:
+        tap_channels: channels of the six taps.
+        tap_strides: their strides relative to the image level (1, 2, 4, 8, 8, 8).
+        out_channels: the task's prediction channels (``TaskSpec.out_channels``).
+
+    ``forward(taps, size)``: six normalised taps [B, C_i, h_i, w_i] of one image level and the
+    level's size ``(h, w)`` -> [B, out_channels, h, w]. Does not modify its inputs.
+    """
+
+    def __init__(
+        self, tap_channels: tuple[int, ...], tap_strides: tuple[int, ...], out_channels: int
+    ):
+        super().__init__()
+        if len(tap_channels) != len(tap_strides):
+            raise ValueError("tap_channels and tap_strides must have the same length")
+        self.tap_strides = tuple(tap_strides)
+        self.skips = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in tap_channels)  # E_i^t
+        # F^t: one weight per tap and output channel, starting at the mean over the taps.
+        self.fusion = nn.Parameter(
+            torch.full((len(tap_channels), out_channels), 1.0 / len(tap_channels))
+        )
+
+    def responses(self, taps: list[torch.Tensor], size: tuple[int, int]) -> list[torch.Tensor]:
+        """Each tap's skip response at the level's resolution: six [B, out_channels, h, w]."""
+        return [
+            upsample_from_stride(e(c), s, size)
+            for e, c, s in zip(self.skips, taps, self.tap_strides, strict=True)
+        ]
+
+    def forward(self, taps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        # Everything here is linear, so we compute the same sum more cheaply: F^t_i is folded
+        # into E_i^t's weights (no full-resolution multiply), and the taps that share a stride
+        # (conv4_3, conv5_3, fc7 at 8) are summed before one interpolation (interpolation is
+        # linear too). Equal to sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        by_stride: dict[int, torch.Tensor] = {}
+        for i, (e, c, s) in enumerate(zip(self.skips, taps, self.tap_strides, strict=True)):
+            w = self.fusion[i]
+            y = F.conv2d(c, e.weight * w.view(-1, 1, 1, 1), e.bias * w)  # F^t_i * E_i^t(B_i(C_i))
+            by_stride[s] = y if s not in by_stride else by_stride[s] + y
+        out = None
+        for s, y in by_stride.items():
+            term = upsample_from_stride(y, s, size)
+            out = term if out is None else out + term
+        return out

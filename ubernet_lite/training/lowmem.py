@@ -1,0 +1,322 @@
+"""Low-memory multi-task backpropagation (Sec. 4, Figs. 3-4 of the paper).
+
+Plain backpropagation keeps every activation of the trunk and of every task branch until the
+backward pass: ``2 N (L_C + T L_T)`` memory for a trunk of ``L_C`` layers and ``T`` branches of
+``L_T`` layers (Fig. 3). UberNet's schedule (Fig. 4) makes it independent of ``T``:
+
+(a) the trunk's forward keeps only the *anchor* activations at the borders of its segments
+    (``model.trunk.segments``; the six VGG blocks, each ending at a tap ``C_i``); everything
+    inside a segment is dropped and recomputed in the backward pass
+    (``torch.utils.checkpoint``, non-reentrant, random state replayed);
+(b) the taps are cut from the graph at the branch point: every tensor of
+    ``PyramidFeatures.tensors()`` (the tap BatchNorms' outputs ``B_i(C_i)`` of every pyramid
+    level, and the detection features) becomes a leaf ``detach().requires_grad_()``;
+(c) the task branches run one at a time: forward, masked loss (Eq. 1-2), backward into the
+    leaves' ``.grad`` (which accumulate over tasks, since the objective is a sum) and into the
+    branch's own parameters; the branch's activations are freed before the next task starts;
+(d) one backward through the trunk, seeded with the accumulated tap gradients.
+
+The objective, its masking (delta_{t,i}, Eq. 2), gammas and the sum over samples are those of
+:mod:`ubernet_lite.training.objective` (:func:`~.objective.task_objective`), so ``.grad`` equals
+the standard backward's up to floating-point summation order.
+
+BatchNorm. The tap BatchNorms ``B_i`` live in ``model.encode`` *outside* the checkpointed
+segments: they run once, in the forward, and their running statistics are updated once. A
+BatchNorm *inside* a checkpointed segment would run twice (forward and recomputation) and update
+its statistics twice (pytorch/pytorch#96136): :func:`frozen_batchnorm_stats` switches the stat
+updates off during the recomputation only (it is the checkpoint's recomputation context), so the
+statistics are updated exactly once per forward, as in ``memory="standard"``.
+
+Dropout. ``preserve_rng_state=True`` replays the RNG state of the forward during recomputation,
+so the recomputed dropout masks equal the forward's (and the global RNG is left as the forward
+left it: the branches' random sampling, e.g. the RPN's, sees the same stream as in standard mode).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .objective import (
+    LossFn,
+    TaskLosses,
+    batch_size_of,
+    detection_targets,
+    labelled_tasks,
+    model_tasks,
+    summarize,
+    task_objective,
+)
+
+__all__ = [
+    "checkpointed_segments",
+    "cut_features",
+    "frozen_batchnorm_stats",
+    "multitask_backward_checkpoint",
+    "multitask_backward_lowmem",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# BatchNorm statistics during recomputation
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    """Inside the context, BatchNorm layers of ``module`` compute as usual but keep no stat update.
+
+    Train-mode BatchNorm normalises with the batch statistics and updates ``running_mean``,
+    ``running_var`` and ``num_batches_tracked`` in place. Inside the context those buffers are
+    swapped for scratch copies, which take the update and are thrown away on exit; the real
+    buffers are untouched. The computation itself is unchanged (same saved tensors, same
+    output), which :func:`torch.utils.checkpoint.checkpoint` verifies when it recomputes.
+    Used as the recomputation context of the checkpoint (pytorch/pytorch#96136).
+    """
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    saved = []
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            kept = {n: getattr(m, n) for n in names if getattr(m, n, None) is not None}
+            saved.append((m, kept))
+            for n, buf in kept.items():
+                setattr(m, n, buf.clone())  # the scratch copy that takes the update
+    try:
+        yield
+    finally:
+        for m, kept in saved:
+            for n, buf in kept.items():
+                setattr(m, n, buf)
+
+
+# --------------------------------------------------------------------------------------------
+# (a) checkpointed trunk segments
+# --------------------------------------------------------------------------------------------
+
+
+def _checkpointed_forward(module: nn.Module, forward, *args, **kwargs):
+    """``forward(*args)`` under non-reentrant checkpointing, BN stats frozen while recomputing."""
+    if not torch.is_grad_enabled():  # nothing will be recomputed: plain forward
+        return forward(*args, **kwargs)
+    return checkpoint(
+        forward,
+        *args,
+        use_reentrant=False,  # reentrant mode gives no grad to a segment whose input needs none
+        preserve_rng_state=True,  # replay dropout masks in the recomputation
+        context_fn=lambda: (nullcontext(), frozen_batchnorm_stats(module)),
+        **kwargs,
+    )
+
+
+@contextmanager
+def checkpointed_modules(modules) -> Iterator[None]:
+    """Inside the context, calling any of ``modules`` runs it under activation checkpointing.
+
+    Each module keeps only its inputs (the *anchors*) for the backward pass; its internal
+    activations (and max-pool's int64 indices) are dropped and recomputed when the backward
+    pass reaches it. The modules' ``forward`` is wrapped for the duration of the context only.
+    """
+    modules = list(modules)
+    patched = []
+    try:
+        for m in modules:
+            own = m.__dict__.get("forward")  # an instance-level forward, if someone set one
+            m.forward = functools.partial(
+                _checkpointed_forward, m, own or type(m).forward.__get__(m)
+            )
+            patched.append((m, own))
+        yield
+    finally:
+        for m, own in patched:
+            if own is None:
+                del m.forward
+            else:
+                m.forward = own
+
+
+def trunk_segments(model) -> nn.Sequential:
+    """``model.trunk.segments`` with a clear error when the model has none."""
+    segments = getattr(getattr(model, "trunk", None), "segments", None)
+    if not isinstance(segments, nn.Sequential) or len(segments) == 0:
+        raise TypeError(
+            f"{type(model).__name__} has no trunk.segments; the low-memory backward needs "
+            "model.trunk.segments, the trunk as an nn.Sequential of blocks (docs/internals.md)"
+        )
+    return segments
+
+
+def checkpointed_segments(model) -> ExitStack:
+    """Context: ``model.encode`` keeps only the borders of ``model.trunk.segments`` (Fig. 4a).
+
+    With the six VGG blocks as segments, the kept anchors are the block inputs, i.e. the taps
+    C_1..C_5 (which the branches need anyway) and the image; the ~2-3 layers inside each block
+    are recomputed once in the backward pass.
+    """
+    stack = ExitStack()
+    stack.enter_context(checkpointed_modules(trunk_segments(model)))
+    return stack
+
+
+# --------------------------------------------------------------------------------------------
+# (b) the cut at the branch point
+# --------------------------------------------------------------------------------------------
+
+
+def cut_features(feats):
+    """Cut ``PyramidFeatures`` from the trunk's graph: ``(trunk_tensors, leaves, cut_feats)``.
+
+    ``trunk_tensors`` is ``feats.tensors()`` (still attached to the trunk's graph), ``leaves``
+    their detached copies (same storage and version counter: branches must not modify them in
+    place; ``requires_grad`` as the originals) and ``cut_feats`` the features rebuilt on the
+    leaves, ``feats.with_tensors(leaves)``.
+    """
+    trunk_tensors = list(feats.tensors())
+    leaves = [t.detach().requires_grad_(t.requires_grad) for t in trunk_tensors]
+    return trunk_tensors, leaves, feats.with_tensors(leaves)
+
+
+def _backward_into_trunk(trunk_tensors, leaves) -> None:
+    """(d): one backward through the trunk from the gradients accumulated at the leaves."""
+    pairs = [
+        (t, leaf.grad)
+        for t, leaf in zip(trunk_tensors, leaves, strict=True)
+        if leaf.grad is not None and t.requires_grad  # a tap no branch used keeps grad None
+    ]
+    if pairs:
+        torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+
+
+# --------------------------------------------------------------------------------------------
+# one branch
+# --------------------------------------------------------------------------------------------
+
+
+def _task_outputs(name: str, pred):
+    """Wrap ``model.decode``'s result so that ``losses.task_loss`` reads it like ``model()``'s.
+
+    ``decode`` returns a ``TaskOutputs`` (``out[name]``, ``out.scales[name]``), a plain
+    ``dict`` or a bare prediction; all three are accepted.
+    """
+    if isinstance(pred, dict) and name in pred:
+        return pred
+    return {name: pred}
+
+
+def _select_tasks(model, batch: dict, tasks) -> list:
+    all_specs = model_tasks(model)
+    if tasks is not None:
+        unknown = [t for t in tasks if t not in all_specs]
+        if unknown:
+            raise KeyError(f"unknown task(s) {unknown}; the model has {list(all_specs)}")
+        all_specs = {n: all_specs[n] for n in tasks}
+    batch_size_of(batch)
+    return labelled_tasks(all_specs.values(), batch)  # lazy evaluation (Sec. 4, last paragraph)
+
+
+def _check_model(model) -> None:
+    for attr in ("encode", "decode"):
+        if not callable(getattr(model, attr, None)):
+            raise TypeError(
+                f"{type(model).__name__} has no .{attr}(); the low-memory backward needs "
+                "model.encode(images) -> PyramidFeatures and model.decode(name, feats, targets)"
+            )
+    trunk_segments(model)
+
+
+# --------------------------------------------------------------------------------------------
+# the two backward schedules
+# --------------------------------------------------------------------------------------------
+
+
+def multitask_backward_lowmem(
+    model, batch: dict, tasks=None, loss_fn: LossFn | None = None, zero_grad: bool = True
+) -> TaskLosses:
+    """``multitask_backward(model, batch, memory="low")``: Sec. 4's low-memory schedule.
+
+    Same arguments, return value and ``.grad`` as the standard backward
+    (:func:`ubernet_lite.training.objective.standard_backward`): the gradient of the masked
+    objective (Eq. 1-2) summed over the micro-batch's samples, for the labelled tasks only.
+
+    Args:
+        model: an ``UberNet`` with ``encode``, ``decode`` and ``trunk.segments``.
+        batch: collated micro-batch (``images`` [B, 3, H, W], ``has_label``, ``targets``).
+        tasks: restrict training to these task names (default: every task of the model).
+        loss_fn: per-sample loss ``(spec, out, batch) -> [B]`` (default ``losses.task_loss``).
+        zero_grad: clear ``.grad`` first (``set_to_none``), as the standard backward does.
+
+    Returns:
+        :class:`~ubernet_lite.training.objective.TaskLosses`.
+    """
+    _check_model(model)
+    specs = _select_tasks(model, batch, tasks)
+    if zero_grad:
+        model.zero_grad(set_to_none=True)
+    targets = detection_targets(batch) if any(s.kind == "detection" for s in specs) else None
+
+    # (a) trunk forward, keeping only the segment borders; tap BNs run (and update stats) once
+    with checkpointed_segments(model):
+        feats = model.encode(batch["images"])
+    # (b) cut at the branch point
+    trunk_tensors, leaves, cut = cut_features(feats)
+    del feats
+
+    # (c) one branch at a time; its graph is freed by its own backward
+    total, per_sample = None, {}
+    for spec in specs:
+        pred = model.decode(spec.name, cut, targets=targets if spec.kind == "detection" else None)
+        term, per_sample[spec.name] = task_objective(
+            spec, _task_outputs(spec.name, pred), batch, loss_fn
+        )
+        del pred
+        if term.requires_grad:
+            term.backward()  # into the leaves' .grad (accumulated) and the branch's parameters
+        term = term.detach()
+        total = term if total is None else total + term
+        del term
+    del cut
+
+    # (d) one backward through the (checkpointed) trunk
+    _backward_into_trunk(trunk_tensors, leaves)
+    return summarize(per_sample, batch, specs, total)
+
+
+def multitask_backward_checkpoint(
+    model, batch: dict, tasks=None, loss_fn: LossFn | None = None, zero_grad: bool = True
+) -> TaskLosses:
+    """Plain activation checkpointing of the whole network, all tasks in one graph.
+
+    The baseline of the memory benchmark (Chen et al. [12] applied without the multi-task
+    schedule): the trunk's segments *and* every task branch (``decode``) are checkpointed, but
+    the branches' outputs and the losses of all tasks stay in one graph and one ``backward()``
+    runs at the end, so the memory of the kept predictions and loss activations grows with the
+    number of tasks. Same arguments, return value and ``.grad`` as the standard backward.
+    """
+    _check_model(model)
+    specs = _select_tasks(model, batch, tasks)
+    if zero_grad:
+        model.zero_grad(set_to_none=True)
+    targets = detection_targets(batch) if any(s.kind == "detection" for s in specs) else None
+
+    with checkpointed_segments(model):
+        feats = model.encode(batch["images"])
+    trunk_tensors = list(feats.tensors())
+
+    total, per_sample = None, {}
+    for spec in specs:
+
+        def branch(*ts, _name=spec.name, _t=targets if spec.kind == "detection" else None):
+            return _task_outputs(
+                _name, model.decode(_name, feats.with_tensors(list(ts)), targets=_t)
+            )
+
+        out = _checkpointed_forward(model, branch, *trunk_tensors)
+        term, per_sample[spec.name] = task_objective(spec, out, batch, loss_fn)
+        total = term if total is None else total + term
+    if total.requires_grad:
+        total.backward()
+    return summarize(per_sample, batch, specs, total.detach())

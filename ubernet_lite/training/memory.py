@@ -1,0 +1,542 @@
+"""Measuring training memory, and the memory benchmark of Sec. 4 (Figs. 3-4).
+
+:func:`peak_memory` gives the bytes at the peak while a function runs, above what was allocated
+when it started: on CUDA from ``torch.cuda.max_memory_allocated`` after a reset of the peak
+counter; on the CPU from the PyTorch profiler's memory events (``profile_memory=True``): every
+allocation and free the CPU allocator reports, in time order, summed cumulatively; the peak is
+the maximum of that running sum. On the CPU it is deterministic (the same code allocates the same
+tensors in the same order).
+
+``main(argv)`` (``python -m ubernet_lite memory-bench``) is the benchmark: peak memory and step
+time of one training step (forward + backward, :func:`~.objective.multitask_backward`) against
+the number of tasks, for three schedules:
+
+* ``standard``: plain autograd, everything in one graph (Fig. 3): ``2N(L_C + T L_T)``;
+* ``checkpoint``: plain activation checkpointing of the whole network (trunk segments and every
+  branch checkpointed, all tasks in one graph and one backward);
+* ``low``: UberNet's low-memory backward (Fig. 4, :mod:`.lowmem`): ``2 sqrt(L_C) + L_T``;
+
+and, at seven tasks, peak memory against the input size, from which it reads off the widest
+square input each schedule fits in the bytes the standard step needs at 321 x 321.
+
+What is measured: the activations and temporary buffers of one step. Parameters and their
+``.grad`` buffers exist before the step (a warm-up step allocates the gradients; they are zeroed
+in place), so they are not in the peak: they cost the same under every schedule and are
+``O(#parameters)``, not ``O(T)``; the table prints their size once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["peak_memory", "main", "step_peak", "step_time", "bench_tasks", "bench_batch"]
+
+
+# --------------------------------------------------------------------------------------------
+# peak memory
+# --------------------------------------------------------------------------------------------
+
+
+def _memory_events(prof) -> list[tuple[int, int]]:
+    """(time ns, bytes) of every CPU allocation (+) and free (-) the profiler recorded."""
+    try:  # the raw Kineto events: one per allocation / free, with its signed size
+        raw = prof.profiler.kineto_results.events()
+        events = [
+            (e.start_ns(), e.nbytes())
+            for e in raw
+            if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+        ]
+    except AttributeError:  # fallback: allocations attributed to ops, plus the bare frees
+        events = [
+            (int(e.time_range.start * 1000), e.self_cpu_memory_usage)
+            for e in prof.events()
+            if e.self_cpu_memory_usage
+        ]
+    return events
+
+
+def _cpu_peak(fn: Callable[[], object]) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted(_memory_events(prof), key=lambda e: e[0])  # stable: ties keep their order
+    peak = running = 0
+    for _, nbytes in events:
+        running += nbytes
+        peak = max(peak, running)
+    return int(peak)
+
+
+def _cuda_peak(fn: Callable[[], object], device) -> int:
+    torch.cuda.synchronize(device)
+    start = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device) - start)
+
+
+def peak_memory(fn: Callable[[], object], device: str | torch.device | None = None) -> int:
+    """Bytes at the peak while ``fn()`` runs, above those allocated when it started.
+
+    Args:
+        fn: a function of no arguments (its result is discarded).
+        device: ``"cpu"`` or a CUDA device; default CUDA when available, else the CPU.
+
+    Returns:
+        int bytes. CUDA: ``max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
+        bytes allocated at the start. CPU: the maximum of the cumulative sum of the profiler's
+        allocation / free events (``torch.profiler.profile(profile_memory=True)``), which is
+        deterministic.
+    """
+    if not callable(fn):
+        raise TypeError(f"peak_memory expects a function of no arguments, got {type(fn).__name__}")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        return _cuda_peak(fn, device)
+    if device.type != "cpu":
+        raise ValueError(f"peak_memory measures 'cpu' or 'cuda' devices, got {device}")
+    return _cpu_peak(fn)
+
+
+# --------------------------------------------------------------------------------------------
+# one training step under each schedule
+# --------------------------------------------------------------------------------------------
+
+
+def strategies() -> dict[str, Callable]:
+    """Schedule name -> backward function ``fn(model, batch, zero_grad=...) -> TaskLosses``."""
+    from .lowmem import multitask_backward_checkpoint, multitask_backward_lowmem
+    from .objective import standard_backward
+
+    return {
+        "standard": standard_backward,
+        "checkpoint": multitask_backward_checkpoint,
+        "low": multitask_backward_lowmem,
+    }
+
+
+def bench_tasks(n: int, registry=None) -> list:
+    """The first ``n`` tasks of the sweep: the seven tasks, then renamed copies of the dense
+    ones (``semantic_2``, ...), each with its own branch (``TaskSpec.renamed``)."""
+    from ..tasks import TASKS
+
+    registry = TASKS if registry is None else registry
+    base = list(registry.values())
+    if n < 1:
+        raise ValueError(f"the number of tasks must be >= 1, got {n}")
+    dense = [s for s in base if s.kind != "detection"]
+    specs = base[:n]
+    k = 2
+    while len(specs) < n:
+        for s in dense:
+            if len(specs) == n:
+                break
+            specs.append(s.renamed(f"{s.name}_{k}"))
+        k += 1
+    return specs
+
+
+def random_sample(
+    size: int, generator: torch.Generator, num_classes: int = 6, num_parts: int = 6
+) -> dict:
+    """One sample (docs/internals.md) of ``size`` x ``size`` with random content and all seven
+    targets: memory and time of a step do not depend on what the pixels show."""
+    from ..tasks import TARGETS
+
+    g, H = generator, size
+    boxes = torch.rand(3, 2, generator=g) * (size * 0.6)
+    return {
+        "image": torch.rand(3, H, H, generator=g),
+        "boundaries": (torch.rand(H, H, generator=g) < 0.1).to(torch.uint8),
+        "normals": torch.nn.functional.normalize(torch.randn(3, H, H, generator=g), dim=0),
+        "saliency": (torch.rand(H, H, generator=g) < 0.3).to(torch.uint8),
+        "semantic": torch.randint(0, num_classes + 1, (H, H), generator=g),
+        "parts": torch.randint(0, num_parts + 1, (H, H), generator=g),
+        "semantic_boundaries": (torch.rand(num_classes, H, H, generator=g) < 0.05).to(torch.uint8),
+        "boxes": torch.cat([boxes, boxes + size * 0.35], dim=1),
+        "labels": torch.randint(1, num_classes + 1, (3,), generator=g),
+        "difficult": torch.zeros(3, dtype=torch.bool),
+        "has_label": dict.fromkeys(TARGETS, True),
+        "meta": {"dataset": "random", "split": "train", "index": 0},
+    }
+
+
+def bench_batch(size: int, batch_size: int = 1, seed: int = 0, device="cpu") -> dict:
+    """A collated batch of ``batch_size`` random ``size`` x ``size`` samples, every target labelled."""
+    from ..data.collate import collate
+
+    g = torch.Generator().manual_seed(seed)
+    return _to(collate([random_sample(size, g) for _ in range(batch_size)]), device)
+
+
+def _to(x, device):
+    if torch.is_tensor(x):
+        return x.to(device)
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_to(v, device) for v in x]
+    return x
+
+
+def _prepare(model, batch, fn) -> None:
+    """A warm-up step: allocates every ``.grad`` (then zeroed in place, kept for the step)."""
+    fn(model, batch, zero_grad=True)
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.zero_()
+
+
+def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
+    """Peak bytes of one step ``fn(model, batch)``, parameters and gradients excluded."""
+    if not warm:
+        _prepare(model, batch, fn)
+    return peak_memory(lambda: fn(model, batch, zero_grad=False), device)
+
+
+def step_time(model, batch, fn, repeats: int = 3, device="cpu", warm: bool = False) -> list[float]:
+    """Seconds of ``repeats`` steps ``fn(model, batch)`` (after a warm-up step)."""
+    if not warm:
+        _prepare(model, batch, fn)
+    times = []
+    for _ in range(repeats):
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn(model, batch, zero_grad=False)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _model(preset: str, tasks, device, seed: int = 0):
+    from ..config import UberNetConfig
+    from ..model import UberNet
+
+    cfg = getattr(UberNetConfig, preset)(tasks=tasks)
+    torch.manual_seed(seed)
+    return UberNet(cfg).to(device).train()
+
+
+def measure(
+    preset, n_tasks, size, names, device="cpu", repeats=0, batch_size=1, seed=0, time_names=None
+) -> dict:
+    """Peak bytes (and step times) of each schedule in ``names`` for one setting.
+
+    One model and batch per setting; a warm-up step allocates the gradients. Per schedule: one
+    profiled step (its peak; it also warms the schedule up), then ``repeats`` timed steps (for
+    the schedules in ``time_names``, default all). Returns ``{name: {"peak": bytes, "times":
+    [s, ...]}}`` and ``"params"``: bytes of the parameters (and again of their gradients).
+    """
+    model = _model(preset, bench_tasks(n_tasks), device, seed)
+    batch = bench_batch(size, batch_size, seed, device)
+    fns = strategies()
+    out = {"params": sum(p.numel() * p.element_size() for p in model.parameters())}
+    _prepare(model, batch, fns["standard"])
+    time_names = names if time_names is None else time_names
+    for name in names:
+        fn = fns[name]
+        torch.manual_seed(seed)
+        row = {"peak": step_peak(model, batch, fn, device, warm=True)}
+        timed = repeats and name in time_names
+        row["times"] = step_time(model, batch, fn, repeats, device, warm=True) if timed else []
+        out[name] = row
+    del model, batch
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# reading the size curve
+# --------------------------------------------------------------------------------------------
+
+
+def fit_area(sizes, peaks) -> tuple[float, float]:
+    """Least-squares ``peak = a + b * size^2`` (activation memory grows with the pixel count)."""
+    x = [s * s for s in sizes]
+    mx, my = statistics.fmean(x), statistics.fmean(peaks)
+    sxx = sum((xi - mx) ** 2 for xi in x)
+    b = sum((xi - mx) * (yi - my) for xi, yi in zip(x, peaks, strict=True)) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def widest_size(sizes, peaks, budget: float) -> float:
+    """The widest square side whose peak fits in ``budget`` bytes, on the fitted
+    ``a + b size^2`` line (an extrapolation beyond the largest measured size)."""
+    a, b = fit_area(sizes, peaks)
+    if b <= 0 or budget <= a:
+        return float("nan")
+    return math.sqrt((budget - a) / b)
+
+
+# --------------------------------------------------------------------------------------------
+# the benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def _median(ts) -> float:
+    return statistics.median(ts) if ts else float("nan")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ubernet_lite memory-bench",
+        description="Peak memory and step time of standard, checkpointed and UberNet low-memory "
+        "backprop (Sec. 4) against the number of tasks and the input size.",
+    )
+    p.add_argument(
+        "--preset", default="lite", choices=["lite", "paper"], help="model of the task sweep"
+    )
+    p.add_argument(
+        "--size", type=int, default=None, help="input side of the task sweep (lite: 128)"
+    )
+    p.add_argument("--task-counts", default=None, help="comma-separated (default 1..7,10,13,16)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed steps per setting (median reported)"
+    )
+    p.add_argument("--paper-size", type=int, default=321, help="input side of the seven-task check")
+    p.add_argument(
+        "--sizes", default=None, help="extra input sides of the size sweep (default 161,241)"
+    )
+    p.add_argument("--paper-repeats", type=int, default=3, help="timed steps at the paper preset")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="tiny lite-preset settings (seconds)")
+    p.add_argument("--no-paper", action="store_true", help="skip the seven-task paper-preset part")
+    p.add_argument("--out", default=None, help="folder of the PNG and CSV (default outputs/memory)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"error: expected comma-separated integers, got {text!r}") from None
+
+
+def _row(label, r, names) -> str:
+    peaks = " ".join(f"{_mb(r[k]['peak']):>11}" for k in names)
+    times = " ".join(f"{_median(r[k]['times']):>9.2f}" for k in names)
+    return f"{label:>6} | {peaks} | {times}"
+
+
+def _header(first, names) -> str:
+    return (
+        f"{first:>6} | "
+        + " ".join(f"{n:>11}" for n in names)
+        + " | "
+        + " ".join(f"{n:>9}" for n in names)
+    )
+
+
+def _units() -> str:
+    return f"{'':>6} | {'peak MiB':^35} | {'step time s':^29}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The memory benchmark: tables, the targets (met or not), a PNG and a CSV."""
+    args = _parser().parse_args(argv)
+    names = list(strategies())
+    if args.quick:  # lite preset throughout, small images: a smoke run
+        size = args.size or 64
+        counts = _ints(args.task_counts) if args.task_counts else [1, 2, 7, 9]
+        big_preset, big_size = "lite", 96
+        sizes = _ints(args.sizes) if args.sizes else [64, 80]
+        args.repeats = args.paper_repeats = 1
+    else:
+        size = args.size or (128 if args.preset == "lite" else 321)
+        counts = _ints(args.task_counts) if args.task_counts else [*range(1, 8), 10, 13, 16]
+        big_preset, big_size = "paper", args.paper_size
+        sizes = _ints(args.sizes) if args.sizes else [161, 241]
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"error: task counts must be >= 1, got {counts}")
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    print(
+        f"memory-bench: peak = activations and temporaries of one training step (forward + "
+        f"backward), MiB; parameters and their .grad exist before the step and are excluded. "
+        f"time = median of {args.repeats} steps, s. device {args.device}, {threads} threads, "
+        f"batch {args.batch_size}."
+    )
+    tag = "(1..7: the seven tasks, then copies of the dense tasks)"
+    print(f"\n== vs number of tasks: {args.preset} preset, {size}x{size} {tag}")
+    print(_units())
+    print(_header("tasks", names))
+    task_rows = []
+    for n in counts:
+        r = measure(
+            args.preset, n, size, names, args.device, args.repeats, args.batch_size, args.seed
+        )
+        task_rows.append((n, r))
+        print(_row(n, r, names), flush=True)
+    print(
+        f"{'':>6}   parameters at {counts[-1]} tasks: {_mb(task_rows[-1][1]['params'])} MiB (+ the same for .grad)"
+    )
+
+    size_rows = []
+    if not args.no_paper:
+        print(
+            f"\n== seven tasks, {big_preset} preset, vs input size (peak MiB; time s at {big_size} only)"
+        )
+        print(_units())
+        print(_header("size", names))
+        for s in sorted({*sizes, big_size}):
+            reps = args.paper_repeats if s == big_size else 0
+            r = measure(
+                big_preset,
+                7,
+                s,
+                names,
+                args.device,
+                reps,
+                args.batch_size,
+                args.seed,
+                ["standard", "low"],
+            )
+            size_rows.append((s, r))
+            print(_row(s, r, names), flush=True)
+
+    checks = _targets(task_rows, size_rows, big_size, names)
+    print(f"\n== targets (total {time.perf_counter() - t0:.0f} s)")
+    for text, ok in checks:
+        print(f"[{'MET' if ok else 'NOT MET'}] {text}")
+    _save(args, task_rows, size_rows, names, size, big_preset, big_size)
+    return 0
+
+
+def _targets(task_rows, size_rows, big_size, names) -> list[tuple[str, bool]]:
+    checks = []
+    (n1, r1), (nN, rN) = task_rows[0], task_rows[-1]
+    lo1, loN = r1["low"]["peak"], rN["low"]["peak"]
+    checks.append(
+        (
+            f"low-memory peak at {nN} tasks within 10% of its peak at {n1} task(s): "
+            f"{_mb(loN)} vs {_mb(lo1)} MiB (x{loN / lo1:.3f}); standard: x{rN['standard']['peak'] / r1['standard']['peak']:.2f}",
+            abs(loN / lo1 - 1) <= 0.10,
+        )
+    )
+    big = dict(size_rows).get(big_size)
+    if big is not None:
+        std, low = big["standard"]["peak"], big["low"]["peak"]
+        checks.append(
+            (
+                f"seven tasks at {big_size}x{big_size}: low-memory peak at most half the standard peak: "
+                f"{_mb(low)} vs {_mb(std)} MiB (x{low / std:.3f})",
+                low <= 0.5 * std,
+            )
+        )
+        ts, tl = _median(big["standard"]["times"]), _median(big["low"]["times"])
+        checks.append(
+            (
+                f"seven tasks at {big_size}x{big_size}: low-memory step time at most 1.35x standard: "
+                f"{tl:.2f} vs {ts:.2f} s (x{tl / ts:.2f}, medians of {len(big['low']['times'])})",
+                tl <= 1.35 * ts,
+            )
+        )
+        ss = [s for s, _ in size_rows]
+        fits = []
+        for name in names:
+            w = widest_size(ss, [r[name]["peak"] for _, r in size_rows], std)
+            fits.append(f"{name} {w:.0f}")
+        checks.append(
+            (
+                f"widest square input in the standard step's {_mb(std)} MiB at {big_size}x{big_size} "
+                f"(fitted peak = a + b*side^2 over sides {ss}): "
+                + ", ".join(fits)
+                + " (the paper: 921x621 against 321x321 on 12 GB)",
+                True,
+            )
+        )
+    else:  # the lite task sweep at its largest count stands in
+        std, low = rN["standard"]["peak"], rN["low"]["peak"]
+        checks.append(
+            (
+                f"{nN} tasks: low-memory peak at most half the standard peak: x{low / std:.3f}",
+                low <= 0.5 * std,
+            )
+        )
+    ts, tl = _median(rN["standard"]["times"]), _median(rN["low"]["times"])
+    checks.append(
+        (
+            f"{nN} tasks (task sweep): low-memory step time at most 1.35x standard: {tl:.2f} vs {ts:.2f} s (x{tl / ts:.2f})",
+            tl <= 1.35 * ts,
+        )
+    )
+    return checks
+
+
+def _save(args, task_rows, size_rows, names, size, big_preset, big_size) -> None:
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from ..paths import outputs_dir
+
+    folder = Path(args.out) if args.out else outputs_dir("memory")
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "memory_bench.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sweep", "preset", "tasks", "size", "schedule", "peak_bytes", "median_time_s"])
+        for n, r in task_rows:
+            for k in names:
+                w.writerow(["tasks", args.preset, n, size, k, r[k]["peak"], _median(r[k]["times"])])
+        for s, r in size_rows:
+            for k in names:
+                w.writerow(["size", big_preset, 7, s, k, r[k]["peak"], _median(r[k]["times"])])
+    ncols = 3 if size_rows else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4))
+    colors = {"standard": "tab:red", "checkpoint": "tab:orange", "low": "tab:blue"}
+    counts = [n for n, _ in task_rows]
+    for k in names:
+        axes[0].plot(
+            counts, [r[k]["peak"] / 2**20 for _, r in task_rows], "o-", color=colors.get(k), label=k
+        )
+        axes[1].plot(
+            counts,
+            [_median(r[k]["times"]) for _, r in task_rows],
+            "o-",
+            color=colors.get(k),
+            label=k,
+        )
+    axes[0].set(
+        xlabel="number of tasks", ylabel="peak MiB", title=f"peak memory ({args.preset}, {size} px)"
+    )
+    axes[1].set(xlabel="number of tasks", ylabel="s / step", title="step time (median)")
+    if size_rows:
+        ss = [s for s, _ in size_rows]
+        for k in names:
+            axes[2].plot(
+                ss, [r[k]["peak"] / 2**20 for _, r in size_rows], "o-", color=colors.get(k), label=k
+            )
+        budget = dict(size_rows)[big_size]["standard"]["peak"] / 2**20
+        axes[2].axhline(budget, color="gray", ls="--", lw=1, label=f"standard at {big_size}")
+        axes[2].set(
+            xlabel="input side (px)", ylabel="peak MiB", title=f"7 tasks, {big_preset} preset"
+        )
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "memory_bench.png", dpi=100)
+    plt.close(fig)
+    print(f"wrote {folder / 'memory_bench.png'} and {folder / 'memory_bench.csv'}")

@@ -1,0 +1,343 @@
+"""Pictures of samples and predictions: colour maps, normals -> RGB, boxes, figure grids.
+
+Every ``*_to_rgb`` function takes one map (no batch dimension) and returns a float numpy array
+[H, W, 3] in [0, 1] for ``imshow``. Conventions:
+
+- label maps (``semantic``, ``parts``): the PASCAL VOC palette (0 = background black); the ignore
+  value 255 is white;
+- ``normals`` [3, H, W]: ``rgb = (n + 1) / 2`` (x right -> red, y down -> green, z towards the
+  camera -> blue; a wall facing the camera is lavender); invalid (zero) vectors are black;
+- ``boundaries``, ``saliency`` [H, W] in {0, 1} or probabilities: dark on white; 255 (ignore) is
+  light red;
+- ``semantic_boundaries`` [K, H, W]: each contour pixel in the colour of its (first) class.
+
+:func:`show_sample` draws the image and the seven annotations of one sample (a panel says "not
+labelled" for a target the sample lacks); :func:`qualitative_figure` draws, per image, the image
+and the seven outputs of a model (the paper's Fig. 1 / Fig. 4 style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Patch, Rectangle
+
+from .tasks import PART_NAMES, SYNTH_CLASSES
+
+IGNORE = 255
+#: The panels of :func:`show_sample` and the columns of :func:`qualitative_figure`, in order.
+PANELS: tuple[str, ...] = (
+    "image",
+    "detection",
+    "semantic",
+    "parts",
+    "semantic_boundaries",
+    "boundaries",
+    "normals",
+    "saliency",
+)
+TITLES = {
+    "image": "image",
+    "detection": "detection",
+    "semantic": "semantic segm.",
+    "parts": "human parts",
+    "semantic_boundaries": "semantic boundaries",
+    "boundaries": "boundaries",
+    "normals": "surface normals",
+    "saliency": "saliency",
+}
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: float [n, 3] in [0, 1] (0 = black, 1 = dark red, ...)."""
+    cmap = np.zeros((n, 3), dtype=np.float32)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap / 255.0
+
+
+_PALETTE = palette(256)
+_PALETTE[IGNORE] = 1.0  # ignore: white
+
+
+def image_to_rgb(image) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] (clipped)."""
+    img = _np(image).astype(np.float32)
+    if img.ndim != 3 or img.shape[0] != 3:
+        raise ValueError(f"image_to_rgb: expected an image [3, H, W], got {img.shape}")
+    return np.clip(img.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def labels_to_rgb(labels) -> np.ndarray:
+    """[H, W] integer labels (0 background, 255 ignore) -> [H, W, 3] in the VOC palette."""
+    lab = _np(labels).astype(np.int64)
+    if lab.ndim != 2:
+        raise ValueError(f"labels_to_rgb: expected a label map [H, W], got {lab.shape}")
+    return _PALETTE[np.clip(lab, 0, 255)]
+
+
+def normals_to_rgb(normals) -> np.ndarray:
+    """[3, H, W] normals (camera coordinates) -> [H, W, 3] = (n / |n| + 1) / 2; zero vectors black."""
+    n = _np(normals).astype(np.float32)
+    if n.ndim != 3 or n.shape[0] != 3:
+        raise ValueError(f"normals_to_rgb: expected normals [3, H, W], got {n.shape}")
+    norm = np.linalg.norm(n, axis=0, keepdims=True)
+    valid = norm > 1e-6
+    rgb = np.where(valid, (n / np.maximum(norm, 1e-6) + 1.0) / 2.0, 0.0)
+    return rgb.transpose(1, 2, 0)
+
+
+def map_to_rgb(values) -> np.ndarray:
+    """[H, W] map in [0, 1] (binary labels or probabilities) -> dark-on-white RGB; 255 light red."""
+    v = _np(values).astype(np.float32)
+    if v.ndim != 2:
+        raise ValueError(f"map_to_rgb: expected a map [H, W], got {v.shape}")
+    ignore = v == IGNORE
+    g = 1.0 - np.clip(np.where(ignore, 0.0, v), 0.0, 1.0)
+    rgb = np.repeat(g[..., None], 3, axis=2)
+    rgb[ignore] = (1.0, 0.8, 0.8)
+    return rgb
+
+
+def semantic_boundaries_to_rgb(maps, threshold: float = 0.5) -> np.ndarray:
+    """[K, H, W] per-class contours (or probabilities) -> [H, W, 3], each contour pixel in the
+    colour of the first class above ``threshold`` (class k in the palette's colour k + 1)."""
+    m = _np(maps).astype(np.float32)
+    if m.ndim != 3:
+        raise ValueError(f"semantic_boundaries_to_rgb: expected maps [K, H, W], got {m.shape}")
+    ignore = (m == IGNORE).all(axis=0)
+    on = (m > threshold) & (m != IGNORE)
+    rgb = np.ones((*m.shape[1:], 3), dtype=np.float32)
+    any_on = on.any(axis=0)
+    first = on.argmax(axis=0)
+    rgb[any_on] = _PALETTE[first[any_on] + 1]
+    rgb[ignore] = (1.0, 0.8, 0.8)
+    return rgb
+
+
+def draw_boxes(
+    ax,
+    boxes,
+    labels=None,
+    scores=None,
+    class_names: Sequence[str] = SYNTH_CLASSES,
+    difficult=None,
+) -> None:
+    """Draw xyxy ``boxes`` [N, 4] on a matplotlib axis, coloured by class (``labels`` [N] in 1..K),
+    with the class name (and ``scores`` [N]); difficult boxes dashed."""
+    b = _np(boxes).reshape(-1, 4)
+    lab = None if labels is None else _np(labels).reshape(-1)
+    sc = None if scores is None else _np(scores).reshape(-1)
+    diff = None if difficult is None else _np(difficult).reshape(-1)
+    for k, (x0, y0, x1, y1) in enumerate(b):
+        c = _PALETTE[int(lab[k]) % 255] if lab is not None else (1.0, 1.0, 0.0)
+        ls = "--" if diff is not None and bool(diff[k]) else "-"
+        # pixel edges: pixel x covers [x - 0.5, x + 0.5] in imshow's coordinates
+        ax.add_patch(
+            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=1.5, ls=ls)
+        )
+        text = []
+        if lab is not None:
+            i = int(lab[k])
+            text.append(class_names[i - 1] if 1 <= i <= len(class_names) else str(i))
+        if sc is not None:
+            text.append(f"{sc[k]:.2f}")
+        if text:
+            ax.text(
+                x0 - 0.5, y0 - 1.5, " ".join(text), color="white", fontsize=6,
+                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0),
+            )  # fmt: skip
+
+
+def legend_handles(names: Sequence[str]) -> list[Patch]:
+    """Legend patches for classes 1..len(names) in the palette's colours."""
+    return [Patch(color=_PALETTE[i + 1], label=n) for i, n in enumerate(names)]
+
+
+def _blank(ax, text: str) -> None:
+    ax.set_facecolor((0.93, 0.93, 0.93))
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.4"
+    )
+
+
+def _panel(ax, key: str, sample: Mapping, class_names: Sequence[str]) -> None:
+    """Draw the annotation ``key`` of ``sample`` (or "not labelled") on ``ax``."""
+    has = sample.get("has_label", {})
+    target = "detection" if key == "detection" else key
+    present = key == "image" or (
+        has.get(target, True) and (("boxes" in sample) if key == "detection" else (key in sample))
+    )
+    if not present:
+        _blank(ax, "not labelled")
+    elif key == "image":
+        ax.imshow(image_to_rgb(sample["image"]))
+    elif key == "detection":
+        ax.imshow(image_to_rgb(sample["image"]))
+        draw_boxes(
+            ax, sample["boxes"], sample.get("labels"), sample.get("scores"), class_names,
+            sample.get("difficult"),
+        )  # fmt: skip
+    elif key in ("semantic", "parts"):
+        ax.imshow(labels_to_rgb(sample[key]), interpolation="nearest")
+    elif key == "semantic_boundaries":
+        ax.imshow(semantic_boundaries_to_rgb(sample[key]), interpolation="nearest")
+    elif key == "normals":
+        ax.imshow(normals_to_rgb(sample[key]), interpolation="nearest")
+    else:  # boundaries, saliency
+        ax.imshow(map_to_rgb(sample[key]), interpolation="nearest")
+
+
+def _style(ax, title: str | None) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def show_sample(sample: Mapping, axes=None, class_names: Sequence[str] = SYNTH_CLASSES, title=None):
+    """The image and the seven annotations of one sample (8 panels, :data:`PANELS` order).
+
+    Args:
+        sample: a sample dict (docs/internals.md); absent targets get a "not labelled" panel.
+        axes: 8 matplotlib axes to draw into (e.g. one row of :func:`show_samples`); default a
+            new 2 x 4 figure.
+        title: the figure title (default ``meta["dataset"]`` and index).
+
+    Returns:
+        the matplotlib figure.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 4, figsize=(10, 5.4), layout="constrained")
+        meta = sample.get("meta", {})
+        if title is None and meta:
+            title = f"{meta.get('dataset', '')} #{meta.get('index', '')}"
+        if title:
+            fig.suptitle(title, fontsize=10)
+    axes = np.asarray(axes).ravel()
+    if len(axes) != len(PANELS):
+        raise ValueError(f"show_sample: needs {len(PANELS)} axes, got {len(axes)}")
+    for ax, key in zip(axes, PANELS, strict=True):
+        _panel(ax, key, sample, class_names)
+        _style(ax, TITLES[key])
+    return axes[0].figure
+
+
+def show_samples(
+    samples: Sequence[Mapping], class_names: Sequence[str] = SYNTH_CLASSES, size: float = 1.5
+):
+    """One row of :func:`show_sample` per sample (``len(samples)`` x 8 panels); each row is
+    labelled with its data set; returns the figure."""
+    if not samples:
+        raise ValueError("show_samples: expected at least one sample")
+    n = len(samples)
+    fig, axes = plt.subplots(
+        n,
+        len(PANELS),
+        figsize=(size * len(PANELS), size * n + 0.4),
+        layout="constrained",
+        squeeze=False,
+    )
+    for r, s in enumerate(samples):
+        show_sample(s, axes=axes[r], class_names=class_names)
+        if r > 0:
+            for ax in axes[r]:
+                ax.set_title("")
+        meta = s.get("meta", {})
+        axes[r, 0].set_ylabel(meta.get("dataset", ""), fontsize=8)
+    return fig
+
+
+def _prediction_panel(key: str, pred, b: int, class_names) -> dict | None:
+    """The ``b``-th prediction of task ``key`` as a sample-like dict for :func:`_panel`."""
+    if key == "detection":
+        d = pred[b]
+        return {"boxes": d["boxes"], "labels": d.get("labels"), "scores": d.get("scores")}
+    p = pred[b].detach().float().cpu()
+    if key in ("semantic", "parts"):
+        return {key: p.argmax(0)}
+    if key == "normals":
+        return {key: p}
+    if key == "semantic_boundaries":
+        return {key: p.sigmoid()}
+    return {key: p.sigmoid().squeeze(0)}  # boundaries, saliency: logits [1, H, W]
+
+
+def qualitative_figure(
+    images,
+    predictions: Mapping,
+    class_names: Sequence[str] = SYNTH_CLASSES,
+    score_threshold: float = 0.5,
+    size: float = 1.5,
+):
+    """Per image, the image and the seven outputs of a model (one row each, :data:`PANELS` order).
+
+    Args:
+        images: float [B, 3, H, W] in [0, 1].
+        predictions: ``model(images)`` in eval mode (DESIGN.md): task -> logits [B, C, H, W]
+            (``semantic``/``parts`` argmax; ``boundaries``/``saliency``/``semantic_boundaries``
+            sigmoid; ``normals`` normalised), ``detection`` a list of B dicts with ``boxes``,
+            ``labels``, ``scores`` (boxes below ``score_threshold`` are hidden). A task the model
+            lacks gets an empty panel.
+
+    Returns:
+        the matplotlib figure (B x 8 axes).
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"qualitative_figure: images must be a tensor [B, 3, H, W], got {got}")
+    unknown = [k for k in predictions if k not in PANELS]
+    if unknown:
+        raise ValueError(
+            f"qualitative_figure: unknown tasks {unknown}; expected some of {list(PANELS[1:])}"
+        )
+    B = images.shape[0]
+    fig, axes = plt.subplots(
+        B,
+        len(PANELS),
+        figsize=(size * len(PANELS), size * B + 0.4),
+        layout="constrained",
+        squeeze=False,
+    )
+    for b in range(B):
+        for c, key in enumerate(PANELS):
+            ax = axes[b, c]
+            sample = {"image": images[b]}
+            if key != "image":
+                if key not in predictions:
+                    _blank(ax, "no branch")
+                    _style(ax, TITLES[key] if b == 0 else None)
+                    continue
+                sample.update(_prediction_panel(key, predictions[key], b, class_names))
+                if key == "detection" and sample.get("scores") is not None:
+                    keep = _np(sample["scores"]) >= score_threshold
+                    sample = {
+                        **sample,
+                        "boxes": _np(sample["boxes"]).reshape(-1, 4)[keep],
+                        "labels": None if sample["labels"] is None else _np(sample["labels"])[keep],
+                        "scores": _np(sample["scores"])[keep],
+                    }
+            _panel(ax, key, sample, class_names)
+            _style(ax, TITLES[key] if b == 0 else None)
+    return fig
+
+
+def parts_legend(ax=None):
+    """A legend of the six human parts' colours (on ``ax`` or the current axis)."""
+    ax = ax or plt.gca()
+    return ax.legend(handles=legend_handles(PART_NAMES), fontsize=7, loc="best")
