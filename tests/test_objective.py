@@ -175,3 +175,76 @@ def test_non_per_sample_loss_is_rejected():
             make_batch({"semantic": [True, True]}),
             loss_fn=lambda s, o, b: o[s.name].sum(),
         )
+
+
+# --------------------------------------------------------------------------------------------
+# with the real network and losses
+# --------------------------------------------------------------------------------------------
+
+
+def real_batch(masks: dict[str, list[bool]], size: int = 64, seed: int = 0):
+    """A collated batch of random samples carrying exactly the labels of ``masks``."""
+    from ubernet_lite.data import collate
+
+    B = len(next(iter(masks.values())))
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for i in range(B):
+        has = {t: bool(masks.get(t, [False] * B)[i]) for t in TARGETS}
+        img = torch.rand(3, size, size, generator=g)
+        s = {"image": img, "has_label": has, "meta": {}}
+        if has["semantic"]:
+            s["semantic"] = torch.randint(0, 7, (size, size), generator=g)
+        if has["normals"]:
+            s["normals"] = nn.functional.normalize(torch.randn(3, size, size, generator=g), dim=0)
+        if has["saliency"]:
+            s["saliency"] = (img[0] > 0.5).to(torch.uint8)
+        if has["detection"]:
+            s.update(boxes=torch.tensor([[4.0, 6.0, 40.0, 50.0]]), labels=torch.tensor([2]))
+            s["difficult"] = torch.tensor([False])
+        samples.append(s)
+    return collate(samples)
+
+
+def small_ubernet(names=TASK_NAMES):
+    from ubernet_lite.model import UberNet
+
+    torch.manual_seed(0)
+    cfg = ul.UberNetConfig.lite(
+        tasks=list(names), width=1 / 16, fc_channels=32, pyramid_scales=(1.0, 0.5)
+    )
+    return UberNet(cfg).train()
+
+
+def test_lazy_evaluation_with_the_real_network():
+    """(c) on UberNet: forward hooks count the branch calls; unlabelled branches never run."""
+    model = small_ubernet()
+    calls = Counter()
+    for name, head in model.heads.items():
+        head.register_forward_hook(lambda *a, _n=name: calls.update([_n]))
+    batch = real_batch({"semantic": [True, False], "detection": [False, True]})
+    losses = obj.multitask_backward(model, batch)
+    assert calls == Counter(semantic=1, detection=1)
+    assert set(losses) == {"semantic", "detection"} and losses.counts == {
+        "semantic": 1,
+        "detection": 1,
+    }
+    for name in ("normals", "saliency"):
+        assert all(p.grad is None for p in model.heads[name].parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads["semantic"].parameters()
+    )
+    assert all(p.grad is not None for p in model.trunk.parameters() if p.requires_grad)
+
+
+def test_unlabelled_sample_does_not_change_the_gradient_with_the_real_network():
+    """delta_{t,i} = 0: a sample unlabelled for the task adds nothing to the gradient (eval-mode
+    BatchNorm, so that the samples of the batch do not interact)."""
+    model = small_ubernet(["normals"]).eval()  # eval: BatchNorm uses running stats, no dropout
+    a = real_batch({"normals": [True, False]}, seed=1)
+    obj.multitask_backward(model, a)
+    g_a = [p.grad.clone() for p in model.heads["normals"].parameters()]
+    one = real_batch({"normals": [True]}, seed=1)
+    obj.multitask_backward(model, one)
+    for g, p in zip(g_a, model.heads["normals"].parameters(), strict=True):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)

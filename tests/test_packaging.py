@@ -1,8 +1,14 @@
 """The install files agree with each other (pyproject.toml, environment.yml, constraints.txt)."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 

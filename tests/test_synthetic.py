@@ -139,7 +139,13 @@ def test_semantic_boundaries_subset_of_boundaries(samples):
         for k in range(K):
             # a class-k contour pixel is of class k or next to a pixel of class k
             is_k = np.pad(sem == k + 1, 1)
-            near_k = is_k[1:-1, 1:-1] | is_k[:-2, 1:-1] | is_k[2:, 1:-1] | is_k[1:-1, :-2] | is_k[1:-1, 2:]
+            near_k = (
+                is_k[1:-1, 1:-1]
+                | is_k[:-2, 1:-1]
+                | is_k[2:, 1:-1]
+                | is_k[1:-1, :-2]
+                | is_k[1:-1, 2:]
+            )
             assert not (sb[k] & ~near_k).any()
             if (sem == k + 1).any():
                 assert sb[k].any()  # every visible class has a contour

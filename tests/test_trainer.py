@@ -8,39 +8,7 @@ import pytest
 import torch
 
 import ubernet_lite as ul
-from ubernet_lite.tasks import TARGETS
 from ubernet_lite.training.trainer import Trainer, load_checkpoint
-
-
-class FakeWorld(torch.utils.data.Dataset):
-    """Stand-in for the synthetic world: fully labelled random samples (docs/internals.md)."""
-
-    def __init__(self, split="train", size=64, seed=0, style="scene"):
-        self.size, self.seed = size, seed
-
-    def __len__(self):
-        return 10_000
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + int(i))
-        S = self.size
-        img = torch.rand(3, S, S, generator=g)
-        normals = torch.nn.functional.normalize(torch.randn(3, S, S, generator=g), dim=0)
-        return {
-            "image": img,
-            "boundaries": (img[1] > 0.8).to(torch.uint8),
-            "normals": normals,
-            "saliency": (img[2] > 0.5).to(torch.uint8),
-            "semantic": (img[0] > 0.5).long() * (1 + int(i) % 6),
-            "parts": (img[1] > 0.6).long(),
-            "semantic_boundaries": (torch.rand(6, S, S, generator=g) > 0.9).to(torch.uint8),
-            "boxes": torch.tensor([[4.0, 4.0, 30.0, 40.0]]),
-            "labels": torch.tensor([1 + int(i) % 6]),
-            "difficult": torch.tensor([False]),
-            "has_label": dict.fromkeys(TARGETS, True),
-            "meta": {"index": int(i)},
-        }
-
 
 TASKS = ["semantic", "normals", "detection"]
 SETTINGS = dict(
@@ -61,7 +29,7 @@ def cfg(**kw):
 
 
 def make(out, steps=6, **kw):
-    return Trainer(cfg(), out=out, steps=steps, progress=False, world=FakeWorld, **SETTINGS, **kw)
+    return Trainer(cfg(), out=out, steps=steps, progress=False, **SETTINGS, **kw)
 
 
 def test_resumed_run_ends_where_a_straight_run_ends(tmp_path):
@@ -78,7 +46,7 @@ def test_resumed_run_ends_where_a_straight_run_ends(tmp_path):
     assert ckpt["step"] == 3 and ckpt["stream"]["offset"] > 0
     assert any(g["count"] for g in ckpt["optimizer"]["groups"].values())  # mid-accumulation
     torch.manual_seed(1234)  # whatever happened in between must not matter
-    resumed = Trainer.resume(tmp_path / "b" / "checkpoint.pt", progress=False, world=FakeWorld)
+    resumed = Trainer.resume(tmp_path / "b" / "checkpoint.pt", progress=False)
     assert resumed.step == 3
     resumed.run()
     assert resumed.step == straight.step == 6
@@ -110,7 +78,7 @@ def test_logs_csv_and_plot(tmp_path):
 
 def test_checkpoint_from_another_config_is_a_clear_error(tmp_path):
     make(tmp_path, steps=1).run()
-    other = Trainer(cfg(fc_channels=64), steps=1, progress=False, world=FakeWorld, **SETTINGS)
+    other = Trainer(cfg(fc_channels=64), steps=1, progress=False, **SETTINGS)
     with pytest.raises(ValueError, match=r"another config .*fc_channels"):
         other.load(tmp_path / "checkpoint.pt")
     other = make(None, steps=1, seed=3)
@@ -123,8 +91,58 @@ def test_checkpoint_from_another_config_is_a_clear_error(tmp_path):
 
 def test_bad_settings():
     with pytest.raises(TypeError, match="unknown training setting"):
-        Trainer(cfg(), steps=1, world=FakeWorld, learning_rate=0.1)
+        Trainer(cfg(), steps=1, learning_rate=0.1)
     with pytest.raises(ValueError, match="optimizer must be"):
-        Trainer(cfg(), steps=1, world=FakeWorld, optimizer="adam")
+        Trainer(cfg(), steps=1, optimizer="adam")
     with pytest.raises(KeyError, match="not in the config"):
-        Trainer(cfg(), steps=1, world=FakeWorld, tasks=["saliency"])
+        Trainer(cfg(), steps=1, tasks=["saliency"])
+
+
+def test_cli_train_evaluate_predict(tmp_path, capsys):
+    from ubernet_lite.cli import main
+
+    out = tmp_path / "run"
+    common = ["--image-size", "64", "--union-length", "40", "--no-progress"]
+    assert (
+        main(["train", "--tasks", "semantic,normals", "--steps", "2", "--out", str(out), *common])
+        == 0
+    )
+    assert (out / "checkpoint.pt").is_file() and (out / "losses.csv").is_file()
+    assert (
+        main(["train", "--resume", str(out / "checkpoint.pt"), "--steps", "3", "--no-progress"])
+        == 0
+    )
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 3
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--images", "2"]) == 0
+    assert "mIoU=" in capsys.readouterr().out
+    png = tmp_path / "pred.png"
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(out / "checkpoint.pt"),
+                "--index",
+                "1",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    assert png.stat().st_size > 1000
+    with pytest.raises(SystemExit, match=r"batch_sizes\['shared'\] must be an integer >= 1"):
+        main(
+            [
+                "train",
+                "--batch-sizes",
+                "shared=0",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "x"),
+                *common,
+            ]
+        )
+    with pytest.raises(SystemExit, match="unknown task 'foo'"):
+        main(["train", "--tasks", "foo", "--out", str(tmp_path / "y")])

@@ -36,6 +36,13 @@ class TrivialBaseline(nn.Module):
 
     def __init__(self, tasks: list[TaskSpec], samples):
         super().__init__()
+        from .config import UberNetConfig
+
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("TrivialBaseline: expected at least one TaskSpec, got none")
+        # ``evaluate`` reads the model's task specs from ``model.cfg``
+        self.cfg = UberNetConfig(tasks=tasks)
         self.specs = {t.name: t for t in tasks}
         counts = {t.name: torch.zeros(t.out_channels, dtype=torch.float64) for t in tasks}
         normal_sum = torch.zeros(3, dtype=torch.float64)
@@ -75,6 +82,8 @@ class TrivialBaseline(nn.Module):
         B, _, H, W = images.shape
         out = {}
         for name in tasks or list(self.specs):
+            if name not in self.specs:
+                raise KeyError(f"TrivialBaseline has no task {name!r}; it has {list(self.specs)}")
             spec = self.specs[name]
             if spec.kind == "detection":
                 out[name] = [

@@ -93,8 +93,6 @@ def cmd_train(args) -> int:
 
 
 def _load_model(checkpoint: str, device: str):
-    import torch
-
     from .model import UberNet
     from .training.trainer import config_from_fingerprint, load_checkpoint
 
@@ -104,7 +102,6 @@ def _load_model(checkpoint: str, device: str):
     model.load_state_dict(state["model"])
     model.eval()
     size = state["settings"].get("image_size") or cfg.input_size
-    torch.set_grad_enabled(False)
     return model, cfg, size, state
 
 
@@ -166,6 +163,7 @@ def prediction_figure(image, out: dict, cfg):
 
 def cmd_predict(args) -> int:
     import matplotlib
+    import torch
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -177,7 +175,8 @@ def cmd_predict(args) -> int:
     if not 0 <= args.index < len(world):
         raise SystemExit(f"error: --index must be in [0, {len(world)}) for the {args.split} split")
     image = world[args.index]["image"]
-    out = model(image[None].to(args.device))
+    with torch.no_grad():
+        out = model(image[None].to(args.device))
     fig = prediction_figure(
         image, {k: (v.cpu() if hasattr(v, "cpu") else v) for k, v in out.items()}, cfg
     )
@@ -203,7 +202,10 @@ def cmd_memory_bench(args, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ubernet_lite", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ubernet_lite",
+        description="UberNet-lite: train, evaluate, predict, memory-bench.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="multi-task training on the synthetic union (async SGD)")

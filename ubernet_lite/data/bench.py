@@ -48,7 +48,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--split", default="train", choices=SPLITS)
     args = parser.parse_args(argv)
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    print(f"SynthWorld benchmark: style={args.style}, split={args.split}, one process, OMP_NUM_THREADS={threads}")
+    print(
+        f"SynthWorld benchmark: style={args.style}, split={args.split}, one process, OMP_NUM_THREADS={threads}"
+    )
     results = []
     for size in args.sizes:
         n = args.n if args.n is not None else (400 if size <= 160 else 100)

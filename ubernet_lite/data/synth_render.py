@@ -7,17 +7,19 @@ direction ``d = ((u + 0.5 - size/2) / f, (v + 0.5 - size/2) / f, -1)``, focal le
 depth, and the z-buffer compares ``t`` directly.
 
 1. Planes (floor, walls): the camera is inside the room, so a pixel sees the plane with the
-   largest *inverse* depth ``q = (n . d) / offset`` (Eq. ``t = offset / (n . d)``), one full-image
-   operation per plane since ``n . d`` is separable in ``(u, v)``.
-2. Objects: all primitives of an object are intersected at once, as a batch ``[P, h, w]`` over
-   the pixel window their bounding spheres project to (bounding-box culling), in their local frames
-   (ellipsoid: a unit sphere after scaling; box: slabs; cylinder/cone: quadrics plus a cap). The
-   nearest primitive per pixel wins inside the object, then the object is z-tested against the
-   buffers. Windows reach past the image border (by :data:`EXTEND` image sizes) so that each object's
-   unoccluded projected area can be counted (for the ``difficult`` flag).
-3. Normals are analytic (gradients of the implicit surfaces, mapped to the camera frame), colours
-   are a texture ``c0 + pattern * (c1 - c0)``, ``pattern = (floor(b1 . p + o1) + floor(b2 . p + o2))
-   mod 2`` of the camera-space hit point ``p``, times Lambertian shading.
+   largest *inverse* depth ``q = (n . d) / offset`` (from ``t = offset / (n . d)``), one full-image
+   operation per plane since ``n . d`` is separable in ``(u, v)``; planes are shaded right away.
+2. Objects: each primitive is intersected in its local frame (ellipsoid: a unit sphere after
+   scaling, with ``a``, ``b`` and the discriminant as quadratic polynomials of the pixel
+   coordinates; box: slabs; can/cone: quadric plus cap), only over the pixel window it projects to
+   (bounding-box culling; the ten ellipsoids of a person as one batch ``[P, h, w]``), and z-tested
+   into the depth and surface-id buffers. Windows reach past the image border (by :data:`EXTEND`
+   image sizes) so that each object's unoccluded projected area can be counted (``difficult``).
+3. Deferred shading of all object pixels at once: every surface has a normal model
+   ``n = t (Q d) + w`` (the gradient of its implicit function: ``Q`` = 0 for flat faces), a texture
+   ``pattern = (floor(b1 . p + o1) + floor(b2 . p + o2)) mod 2`` of the camera-space hit point
+   ``p = t d`` picking colour ``c0`` or ``c1``, and Lambertian shading
+   ``albedo * (ambient + diffuse * max(0, n . light))``.
 
 Only elementwise IEEE float32 operations (+, -, *, /, sqrt, floor, comparisons) touch per-pixel
 data, never ``sin``/``exp`` or BLAS reductions, so the buffers are bit-identical on any machine.
@@ -45,7 +47,7 @@ class Buffers:
 
     Attributes:
         depth: [H, W] float32 camera depth of the nearest hit.
-        surface: [H, W] int32 surface id (planes first, then each primitive's faces).
+        surface: [H, W] int16 surface id (planes first, then each primitive's faces).
         instance: [H, W] uint8 object index + 1 (0 for planes).
         semantic: [H, W] uint8 class 1..K (0 for planes).
         part: [H, W] uint8 person part 1..6 (0 elsewhere).
@@ -77,35 +79,29 @@ def _ray_coords(lo: int, hi: int, size: int, f: float) -> np.ndarray:
     return (np.arange(lo, hi, dtype=_F) + _F(0.5) - _F(size / 2.0)) / _F(f)
 
 
-def _window(spheres: np.ndarray, size: int, f: float):
-    """Pixel window ``(v0, v1, u0, u1)`` covering the projections of bounding spheres [P, 4]
-    (may reach past the image by EXTEND sizes); ``None`` if nothing is in front of the camera."""
+def _window(bounds, size: int, f: float):
+    """Pixel window ``(v0, v1, u0, u1)`` of an object whose projection has normalised ``bounds``
+    (``SceneObject.bounds``), reaching past the image by EXTEND sizes at most; ``None`` if it
+    misses that extended image."""
     lo_lim = -math.floor(EXTEND * size)
     hi_lim = size - lo_lim
-    half = size / 2.0
-    us, vs = [], []
-    for cx, cy, cz, r in spheres.tolist():
-        D = -cz
-        if D - r <= 1e-3:  # reaches behind the camera: use the whole extended image
-            us += [lo_lim, hi_lim]
-            vs += [lo_lim, hi_lim]
-            continue
-        # x / D over the box [cx +- r] x [D +- r] is extreme at its corners (D - r > 0)
-        n, fr = D - r, D + r
-        xs = ((cx - r) / n, (cx - r) / fr, (cx + r) / n, (cx + r) / fr)
-        ys = ((cy - r) / n, (cy - r) / fr, (cy + r) / n, (cy + r) / fr)
-        us += [math.floor(min(xs) * f + half - 0.5), math.ceil(max(xs) * f + half - 0.5) + 1]
-        vs += [math.floor(min(ys) * f + half - 0.5), math.ceil(max(ys) * f + half - 0.5) + 1]
-    u0, u1 = max(min(us), lo_lim), min(max(us), hi_lim)
-    v0, v1 = max(min(vs), lo_lim), min(max(vs), hi_lim)
+    if bounds is None:  # reaches behind the camera: the whole extended image
+        return lo_lim, hi_lim, lo_lim, hi_lim
+    half = size / 2.0 - 0.5
+    xmin, xmax, ymin, ymax = bounds
+    u0 = max(math.floor(xmin * f + half), lo_lim)
+    u1 = min(math.ceil(xmax * f + half) + 1, hi_lim)
+    v0 = max(math.floor(ymin * f + half), lo_lim)
+    v1 = min(math.ceil(ymax * f + half) + 1, hi_lim)
     if u0 >= u1 or v0 >= v1:
         return None
     return v0, v1, u0, u1
 
 
 # ----------------------------------------------------------------------------- intersections
-# Batched over an object's P primitives: parameters are [P, 1, 1] rows of its table ``g``, rays
-# are X = dx [1, 1, w], Y = dy [1, h, 1]; each returns t [P, h, w] (inf where missed).
+# Parameters are rows of an object's table ``g`` shaped [P, 1, 1] (ellipsoids: all P primitives as
+# one batch) or [1, 1] (one primitive), rays X = dx [.., 1, w], Y = dy [.., h, 1]. Each returns the
+# depth t (inf where missed) and the face index of the hit (an int array or 0).
 
 
 def _local_dir(g, i, X, Y):
@@ -127,38 +123,44 @@ def _t_ellipsoid(g, X, Y):
     t /= a
     np.negative(t, out=t)  # t = (-b - sqrt(disc)) / a, the nearer root
     t[~(t > 0)] = _INF
-    return t
+    return t, 0
 
 
 def _t_box(g, X, Y):
     tn = tf = None
+    tns = []
     for i in range(3):
         inv = _F(1.0) / _local_dir(g, i, X, Y)
         t1 = g[ss.R_K + 3 + i] * inv  # (-e - o) / d
         t2 = g[ss.R_K + 6 + i] * inv  # (e - o) / d
         lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
+        tns.append(lo)
         tn = lo if tn is None else np.maximum(tn, lo)
         tf = hi if tf is None else np.minimum(tf, hi)
     tn[~((tn <= tf) & (tn > 0))] = _INF
-    return tn
+    # the entry face: on the axis whose slab is entered last, the side the camera is on
+    faces = [(g[ss.R_O + i] < 0) + 2 * i for i in range(3)]  # [P, 1, 1] each
+    face = np.where(tn == tns[0], faces[0], np.where(tn == tns[1], faces[1], faces[2]))
+    return tn, face
 
 
 def _t_cylinder(g, X, Y):
     d = [_local_dir(g, i, X, Y) for i in range(3)]
     o = g[ss.R_O : ss.R_O + 3]
-    r2, h, cap, c = g[ss.R_K], g[ss.R_K + 1], g[ss.R_K + 2], g[ss.R_K + 3]
+    r2, h, cap, c = g[ss.R_K], g[ss.R_K + 1], g[ss.R_K + 2].item(), g[ss.R_K + 3]
     a = d[0] * d[0] + d[1] * d[1]
     b = o[0] * d[0] + o[1] * d[1]
     t = (-b - np.sqrt(b * b - a * c)) / a
     z = o[2] + t * d[2]
     t[~((t > 0) & (np.abs(z) <= h))] = _INF
-    if np.any(cap != 0):  # the cap facing the camera, at local z = cap * h
-        tc = (cap * h - o[2]) / d[2]
-        x = o[0] + tc * d[0]
-        y = o[1] + tc * d[1]
-        use = (tc > 0) & (x * x + y * y <= r2) & (tc < t) & (cap != 0)
-        t[use] = tc[use]
-    return t
+    if cap == 0:
+        return t, 0
+    tc = (cap * h - o[2]) / d[2]  # the cap facing the camera, at local z = cap * h
+    x = o[0] + tc * d[0]
+    y = o[1] + tc * d[1]
+    use = (tc > 0) & (x * x + y * y <= r2) & (tc < t)
+    t[use] = tc[use]
+    return t, use * (1 if cap > 0 else 2)  # faces: 0 side, 1 top, 2 bottom
 
 
 def _t_cone(g, X, Y):
@@ -173,13 +175,14 @@ def _t_cone(g, X, Y):
         z = o[2] + root * d[2]
         good = (root > 0) & (z <= h) & (z >= -h) & (root < t)
         t[good] = root[good]
-    if np.any(cap != 0):  # base seen from below
-        tc = (-h - o[2]) / d[2]
-        x = o[0] + tc * d[0]
-        y = o[1] + tc * d[1]
-        use = (tc > 0) & (x * x + y * y <= r2) & (tc < t) & (cap != 0)
-        t[use] = tc[use]
-    return t
+    if cap.item() == 0:
+        return t, 0
+    tc = (-h - o[2]) / d[2]  # the base, seen from below
+    x = o[0] + tc * d[0]
+    y = o[1] + tc * d[1]
+    use = (tc > 0) & (x * x + y * y <= r2) & (tc < t)
+    t[use] = tc[use]
+    return t, use * 1  # faces: 0 side, 1 base
 
 
 _INTERSECT = {
@@ -188,78 +191,6 @@ _INTERSECT = {
     "cylinder": _t_cylinder,
     "cone": _t_cone,
 }
-
-
-# ----------------------------------------------------------------------------- winner attributes
-# On the visible pixels of an object only (1-D arrays): parameters ``g`` (rows gathered by each
-# pixel's primitive, or scalars for a single primitive), depth t, ray components X, Y. Each returns
-# the face index and the (unnormalised) camera-space normal.
-
-
-def _to_camera(g, nl):
-    """n_cam = M^T n_local for the rows of M in ``g``."""
-    return [nl[0] * g[j] + nl[1] * g[3 + j] + nl[2] * g[6 + j] for j in range(3)]
-
-
-def _local_point(g, t, X, Y):
-    return [g[ss.R_O + i] + t * _local_dir(g, i, X, Y) for i in range(3)]
-
-
-def _n_ellipsoid(g, t, X, Y):
-    # gradient of |M (p - c)|^2: Q (p - c) = t Q d - Q c
-    k = ss.R_K + 15
-    return 0, [t * ((g[k + 3 * j] * X - g[k + 3 * j + 2]) + g[k + 3 * j + 1] * Y) - g[k + 9 + j] for j in range(3)]
-
-
-def _n_box(g, t, X, Y):
-    p = _local_point(g, t, X, Y)
-    r = [np.abs(p[i]) * g[ss.R_K + 9 + i] for i in range(3)]  # |p_i| / e_i, 1 on face i
-    rmax = np.maximum(np.maximum(r[0], r[1]), r[2])
-    on = [r[i] >= rmax for i in range(3)]
-    nl = [on[i] * p[i] for i in range(3)]
-    axis = np.where(on[2], 2, np.where(on[1], 1, 0))
-    neg = (nl[0] + nl[1] + nl[2]) < 0
-    return axis * 2 + neg, _to_camera(g, nl)  # faces: 0 +x, 1 -x, 2 +y, 3 -y, 4 +z, 5 -z
-
-
-def _n_cylinder(g, t, X, Y):
-    p = _local_point(g, t, X, Y)
-    h, cap, tol = g[ss.R_K + 1], g[ss.R_K + 2], g[ss.R_K + 4]
-    on_cap = (p[2] * cap) >= h * tol
-    side = ~on_cap
-    nl = [p[0] * side, p[1] * side, on_cap * cap]
-    return on_cap * np.where(cap > 0, 1, 2), _to_camera(g, nl)  # 0 side, 1 top, 2 bottom
-
-
-def _n_cone(g, t, X, Y):
-    p = _local_point(g, t, X, Y)
-    h, k2, cap = g[ss.R_K + 1], g[ss.R_K + 2], g[ss.R_K + 5]
-    on_cap = (cap != 0) & (p[2] <= -h * _F(1 - 1e-5))
-    side = ~on_cap
-    nl = [p[0] * side, p[1] * side, np.where(on_cap, _F(-1.0), k2 * (h - p[2]))]
-    return on_cap * 1, _to_camera(g, nl)  # 0 side, 1 base
-
-
-_NORMAL = {
-    "ellipsoid": _n_ellipsoid,
-    "box": _n_box,
-    "cylinder": _n_cylinder,
-    "cone": _n_cone,
-}
-
-
-def _pattern(g, t, X, Y, waves: int):
-    """Texture pattern in {0, 1} at the hit point p = t d (camera coordinates), or None."""
-    if waves == 0:
-        return None
-    b, o = ss.R_B1, ss.R_O1
-    w = np.floor(t * ((g[b] * X - g[b + 2]) + g[b + 1] * Y) + g[o])
-    if waves == 2:
-        b, o = ss.R_B2, ss.R_O2
-        w += np.floor(t * ((g[b] * X - g[b + 2]) + g[b + 1] * Y) + g[o])
-    w *= _F(0.5)
-    w -= np.floor(w)
-    return w + w  # parity of the sum of the waves: 0 or 1
 
 
 # ----------------------------------------------------------------------------- the z-buffer
@@ -276,22 +207,49 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
     X, Y = coords[None, :], coords[:, None]  # square image: rows and columns share coordinates
     L = scene.light
     amb, dif = scene.ambient, scene.diffuse
-    qmax = None
-    for k, pl in enumerate(scene.planes):
+    coef = []  # q = a X + b Y - c, with (a, b, c) = n / offset
+    for pl in scene.planes:
         n, s = pl.normal, 1.0 / pl.offset
-        q = (_F(n[0] * s) * X - _F(n[2] * s)) + _F(n[1] * s) * Y
-        if qmax is None:
-            qmax = q
-            code.fill(k)
-        else:
-            better = q > qmax
-            np.copyto(qmax, q, where=better)
-            np.copyto(code, k, where=better)
-    np.divide(_F(1.0), qmax, out=depth)
+        coef.append((_F(n[0] * s), _F(n[1] * s), _F(n[2] * s)))
+    if all(a == 0 for a, _, _ in coef):
+        # no side walls: floor and back walls have n_x = 0, so q depends on the row only and each
+        # plane owns a band of whole rows
+        Y1 = coords
+        qmax = None
+        owner = np.zeros(size, dtype=np.int32)
+        for k, (_, b, c) in enumerate(coef):
+            q = b * Y1 - c
+            if qmax is None:
+                qmax = q
+            else:
+                better = q > qmax
+                qmax = np.where(better, q, qmax)
+                owner[better] = k
+        depth[:] = (_F(1.0) / qmax)[:, None]
+        code[:] = owner[:, None]
+        bands = {}
+        for k in range(len(coef)):
+            rows = np.flatnonzero(owner == k)
+            if rows.size:
+                bands[k] = (int(rows[0]), int(rows[-1]) + 1)
+    else:
+        bands = None
+        qmax = None
+        for k, (a, b, c) in enumerate(coef):
+            q = (a * X - c) + b * Y
+            if qmax is None:
+                qmax = q
+                code.fill(k)
+            else:
+                better = q > qmax
+                np.copyto(qmax, q, where=better)
+                np.copyto(code, k, where=better)
+        np.divide(_F(1.0), qmax, out=depth)
     for k, pl in enumerate(scene.planes):
-        if k == 0 and len(scene.planes) == 1:
-            m = None
-            r0, r1, c0, c1 = 0, size, 0, size
+        if bands is not None:
+            if k not in bands:
+                continue
+            (r0, r1), c0, c1, mw = bands[k], 0, size, None
         else:
             m = code == k
             rows = np.flatnonzero(m.any(1))
@@ -300,8 +258,10 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
             r0, r1 = int(rows[0]), int(rows[-1]) + 1
             cols = np.flatnonzero(m[r0:r1].any(0))
             c0, c1 = int(cols[0]), int(cols[-1]) + 1
+            mw = m[r0:r1, c0:c1]
+            if mw.all():
+                mw = None
         win = (slice(None), slice(r0, r1), slice(c0, c1))
-        mw = None if m is None else m[r0:r1, c0:c1]
         shade = amb + dif * max(0.0, _dot3(pl.normal, L))
         t = depth[r0:r1, c0:c1]
         pat = None
@@ -310,28 +270,68 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
             if b == (0.0, 0.0, 0.0):
                 continue
             bd = (_F(b[0]) * X[:, c0:c1] - _F(b[2])) + _F(b[1]) * Y[r0:r1]  # b . d, separable
-            w = np.floor(t * bd + _F(o))
+            bd *= t
+            bd += _F(o)
+            w = np.floor(bd, out=bd)
             pat = w if pat is None else pat + w
         nrm = np.array(pl.normal, dtype=_F)[:, None, None]
         c0_ = np.array(pl.colours[0], dtype=np.float64) * shade
         col0 = c0_.astype(_F)[:, None, None]
-        if pat is None:
-            rgb = col0
-        else:
+        if pat is not None:
             dcol = (2.0 * (np.array(pl.colours[1], dtype=np.float64) * shade - c0_)).astype(_F)
             pat *= _F(0.5)
             pat -= np.floor(pat)  # parity / 2: 0 or 0.5 exactly
-            rgb = col0 + pat[None] * dcol[:, None, None]
         if mw is None:
             normal[win] = nrm
-            image[win] = rgb
+            if pat is None:
+                image[win] = col0
+            else:
+                out = image[win]
+                np.multiply(pat[None], dcol[:, None, None], out=out)
+                out += col0
         else:
             np.copyto(normal[win], nrm, where=mw)
+            rgb = col0 if pat is None else col0 + pat[None] * dcol[:, None, None]
             np.copyto(image[win], rgb, where=mw)
 
 
 def _dot3(a, b) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _shade_objects(scene: Scene, size: int, coords, n_planes: int, depth, code, normal, image):
+    """Deferred shading of every object pixel at once: normal, texture, Lambertian colour."""
+    W = size
+    code_f = code.reshape(-1)
+    idx = np.flatnonzero(code_f >= n_planes)  # code holds bare surface ids until the end
+    if idx.size == 0:
+        return
+    surf = code_f[idx]
+    t = depth.reshape(-1)[idx]
+    X = coords[idx % W]
+    Y = coords[idx // W]
+    G = np.take(scene.surface_table.T, surf, axis=1)  # [23, N], contiguous rows
+    q = G[ss.S_Q : ss.S_Q + 6]
+    # n = t (Q d) + w with d = (X, Y, -1), Q symmetric
+    n0 = t * (q[0] * X + q[1] * Y - q[2]) + G[ss.S_W]
+    n1 = t * (q[1] * X + q[3] * Y - q[4]) + G[ss.S_W + 1]
+    n2 = t * (q[2] * X + q[4] * Y - q[5]) + G[ss.S_W + 2]
+    inv = _F(1.0) / np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+    nrm = np.stack((n0 * inv, n1 * inv, n2 * inv))
+    L = scene.light
+    lam = nrm[0] * _F(L[0]) + nrm[1] * _F(L[1]) + nrm[2] * _F(L[2])
+    shade = _F(scene.ambient) + _F(scene.diffuse) * np.maximum(lam, _F(0.0))
+    px, py = t * X, t * Y
+    b = G[ss.S_B1 : ss.S_O2 + 1]
+    w = np.floor(b[0] * px + b[1] * py - b[2] * t + b[3])
+    w += np.floor(b[4] * px + b[5] * py - b[6] * t + b[7])
+    w *= _F(0.5)
+    w -= np.floor(w)  # parity of the pattern / 2: 0 or 0.5
+    w += w
+    rgb = G[ss.S_C0 : ss.S_C0 + 3] + w * G[ss.S_DC : ss.S_DC + 3]
+    rgb *= shade
+    normal.reshape(3, -1)[:, idx] = nrm
+    image.reshape(3, -1)[:, idx] = rgb
 
 
 def _render(scene: Scene, size: int) -> Buffers:
@@ -340,77 +340,56 @@ def _render(scene: Scene, size: int) -> Buffers:
     ext = math.floor(EXTEND * size)
     coords = _ray_coords(-ext, size + ext, size, f)  # pixel -ext .. size + ext - 1
     inner = coords[ext : ext + size]
-    L = tuple(_F(x) for x in scene.light)
-    amb, dif = _F(scene.ambient), _F(scene.diffuse)
 
     depth = np.empty((H, W), dtype=_F)
-    code = np.empty((H, W), dtype=np.int32)  # surface | part << 12 | instance << 16 | class << 24
+    code = np.empty((H, W), dtype=np.int32)  # surface ids while casting rays
     normal = np.empty((3, H, W), dtype=_F)
     image = np.empty((3, H, W), dtype=_F)
     _planes(scene, size, inner, depth, code, normal, image)
-    depth_f, code_f = depth.reshape(-1), code.reshape(-1)
-    normal_f, image_f = normal.reshape(3, -1), image.reshape(3, -1)
 
     full_area = np.zeros(len(scene.objects), dtype=np.int64)
     for idx, obj in enumerate(scene.objects):
-        win = _window(obj.spheres, size, f)
+        tab = obj.params
+        P = tab.shape[1]
+        win = _window(obj.bounds, size, f)
         if win is None:
             continue
         v0, v1, u0, u1 = win
-        tab = obj.params
-        P = tab.shape[1]
         X = coords[u0 + ext : u1 + ext]
         Y = coords[v0 + ext : v1 + ext]
-        t_all = _INTERSECT[obj.kind](tab[:, :, None, None], X[None, None, :], Y[None, :, None])
+        # all primitives of the object at once: t_all [P, h, w], then the nearest per pixel
+        t_all, face = _INTERSECT[obj.kind](
+            tab[:, :, None, None], X[None, None, :], Y[None, :, None]
+        )
+        surf0 = obj.surface
         if P == 1:
             t = t_all[0]
+            surf = int(surf0[0]) + (face[0] if np.ndim(face) else face)
         else:
             k = t_all.argmin(axis=0)
             t = t_all.min(axis=0)
-        full_area[idx] = int(np.count_nonzero(t < _INF))
-        # the part of the window inside the image, and its pixels where this object is in front
+            if np.ndim(face):
+                surf = np.take_along_axis(face + surf0[:, None, None], k[None], axis=0)[0]
+            else:
+                surf = surf0[k]
+        hit = t < _INF
+        full_area[idx] = int(np.count_nonzero(hit))
         iv0, iv1, iu0, iu1 = max(v0, 0), min(v1, H), max(u0, 0), min(u1, W)
         if iv0 >= iv1 or iu0 >= iu1:
             continue
         crop = (slice(iv0 - v0, iv1 - v0), slice(iu0 - u0, iu1 - u0))
         t = t[crop]
-        rows, cols = np.nonzero(t < depth[iv0:iv1, iu0:iu1])
-        if rows.size == 0:
-            continue
-        tc = t[rows, cols]
-        Xc = X[cols + (iu0 - u0)]
-        Yc = Y[rows + (iv0 - v0)]
-        codes = (
-            obj.surface + (obj.part << 12) + ((idx + 1) << 16) + (obj.cls << 24)
-        ).astype(np.int32)
-        if P == 1:
-            g = tab[:, 0]
-            cc = codes[0]
-        else:
-            kc = k[crop][rows, cols]
-            g = tab[:, kc]
-            cc = codes[kc]
-        face, n = _NORMAL[obj.kind](g, tc, Xc, Yc)
-        inv = _F(1.0) / np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
-        nrm = np.empty((3, tc.size), dtype=_F)
-        for j in range(3):
-            np.multiply(n[j], inv, out=nrm[j])
-        lam = nrm[0] * L[0] + nrm[1] * L[1] + nrm[2] * L[2]
-        shade = amb + dif * np.maximum(lam, _F(0.0))
-        pat = _pattern(g, tc, Xc, Yc, obj.waves)
-        rgb = np.empty((3, tc.size), dtype=_F)
-        for j in range(3):
-            c0 = g[ss.R_C0 + j]
-            np.multiply(c0 if pat is None else c0 + pat * g[ss.R_DC + j], shade, out=rgb[j])
-        gi = (rows + iv0) * W + (cols + iu0)
-        depth_f[gi] = tc
-        code_f[gi] = cc + face
-        normal_f[:, gi] = nrm
-        image_f[:, gi] = rgb
+        D = depth[iv0:iv1, iu0:iu1]
+        m = t < D
+        np.copyto(D, t, where=m)
+        np.copyto(code[iv0:iv1, iu0:iu1], surf[crop] if np.ndim(surf) else surf, where=m)
+
+    _shade_objects(scene, size, inner, len(scene.planes), depth, code, normal, image)
     np.minimum(image, _F(1.0), out=image)
+    code = scene.surface_code[code]
     return Buffers(
         depth=depth,
-        surface=code & 0xFFF,
+        surface=(code & 0xFFF).astype(np.int16),
         instance=((code >> 16) & 0xFF).astype(np.uint8),
         semantic=(code >> 24).astype(np.uint8),
         part=((code >> 12) & 0xF).astype(np.uint8),

@@ -49,6 +49,9 @@ R_O = 9  # 9..11 the camera origin in local coordinates, o = -M c
 R_B1, R_O1, R_B2, R_O2 = 12, 15, 16, 19  # texture waves floor(b . p + o), p in camera coordinates
 R_C0, R_DC = 20, 23  # colour where the pattern is even; odd colour minus even colour
 R_K = 26  # kind-specific rows (see ``_kind_rows``)
+
+# Columns of the scene's surface table [S, 23].
+S_Q, S_W, S_B1, S_O1, S_B2, S_O2, S_C0, S_DC = 0, 6, 9, 12, 13, 16, 17, 20
 ROWS = {"ellipsoid": R_K + 27, "box": R_K + 12, "cylinder": R_K + 5, "cone": R_K + 6}
 
 
@@ -79,6 +82,12 @@ class SceneObject:
         surface: [P] int64 first surface id of each primitive (face ``f`` is ``surface + f``).
         part: [P] int64 person part of each primitive (0 for other classes).
         waves: how many texture waves its primitives use (0 plain, 1 stripes, 2 checks).
+        corners: [P, 8, 3] float64 corners of each primitive's local bounding box (camera
+            coordinates); None for ellipsoids.
+        bounds: ``(xmin, xmax, ymin, ymax)`` of the object's projection in normalised image
+            coordinates ``(x / -z, y / -z)`` (from the corners, or the bounding spheres of
+            ellipsoids), or None if it reaches behind the camera. Pixel windows follow from them
+            at any image size.
     """
 
     kind: str
@@ -88,6 +97,8 @@ class SceneObject:
     surface: np.ndarray
     part: np.ndarray
     waves: int
+    corners: np.ndarray | None = None
+    bounds: tuple | None = None
 
 
 @dataclass
@@ -100,6 +111,10 @@ class Scene:
         light: unit direction *towards* the light, camera coordinates.
         ambient, diffuse: Lambertian shading ``albedo * (ambient + diffuse * max(0, n . light))``.
         num_surfaces: total number of surface ids (planes first, then each primitive's faces).
+        surface_table: [S, 23] float32 per surface: its normal model ``n = t (Q d) + w`` at the
+            hit ``p = t d`` (Q symmetric: Q00 Q01 Q02 Q11 Q12 Q22, then w), its texture waves
+            (b1, o1, b2, o2 in camera coordinates), its colour c0 and c1 - c0 (columns ``S_*``).
+        surface_code: [S] int32 ``surface | part << 12 | instance << 16 | class << 24``.
         style: the style it was sampled in.
     """
 
@@ -110,6 +125,8 @@ class Scene:
     ambient: float = 0.35
     diffuse: float = 0.65
     num_surfaces: int = 0
+    surface_table: np.ndarray | None = None
+    surface_code: np.ndarray | None = None
     style: str = "scene"
 
 
@@ -197,6 +214,8 @@ class _Builder:
         self.planes: list[Plane] = []
         self.objects: list[SceneObject] = []
         self.surfaces = 0
+        self.surface_rows: list[list[float]] = []
+        self.surface_codes: list[int] = []
 
     def point(self, p):
         return _matvec(self.R, _sub(p, self.cam))
@@ -244,42 +263,148 @@ class _Builder:
         axes = (self.vector(tangent1), self.vector(tangent2), n)
         waves = self.camera_waves(tex, axes, p)
         self.planes.append(Plane(n, _dot(n, p), waves, (tex[4], tex[5]), self.surfaces))
+        self.surface(_ZERO_Q, n, waves, tex, 0, 0)
+
+    def surface(self, Q, w, waves, tex, part: int, cls: int) -> None:
+        """Append one surface: normal model n = t (Q d) + w, texture and label code."""
+        self.surface_rows.append([*Q, *w, *waves, *tex[4], *_sub(tex[5], tex[4])])
+        inst = len(self.objects) + 1 if cls else 0
+        self.surface_codes.append(self.surfaces | part << 12 | inst << 16 | cls << 24)
         self.surfaces += 1
 
     def add_object(self, kind: str, cls: int, prims: list) -> None:
         """``prims``: list of (centre_world, axes_world rows, size (3), part, texture)."""
-        cols, spheres, surfaces, parts = [], [], [], []
+        if kind == "ellipsoid" and len(prims) > 1:  # a person: numpy pays off
+            return self._add_ellipsoids(cls, prims)
+        cols, spheres, surfaces, parts, corners = [], [], [], [], []
         waves = 0
         for centre, axes_w, size, part, tex in prims:
             c = self.point(centre)
             A = (self.vector(axes_w[0]), self.vector(axes_w[1]), self.vector(axes_w[2]))
             if kind == "ellipsoid":
                 radius = max(size)
-                M = (_mul(A[0], 1.0 / size[0]), _mul(A[1], 1.0 / size[1]), _mul(A[2], 1.0 / size[2]))
-            elif kind == "box":
-                radius = math.sqrt(_dot(size, size))
-                M = A
+                M = (
+                    _mul(A[0], 1.0 / size[0]),
+                    _mul(A[1], 1.0 / size[1]),
+                    _mul(A[2], 1.0 / size[2]),
+                )
             else:
-                radius = math.hypot(size[0], size[2])
+                half = size if kind == "box" else (size[0], size[0], size[2])
+                radius = math.sqrt(_dot(half, half))
                 M = A
+                ax = [_mul(A[i], half[i]) for i in range(3)]
+                corners.append(
+                    [
+                        _add(_add(_add(c, _mul(ax[0], sx)), _mul(ax[1], sy)), _mul(ax[2], sz))
+                        for sx in (-1.0, 1.0)
+                        for sy in (-1.0, 1.0)
+                        for sz in (-1.0, 1.0)
+                    ]
+                )
             o = (-_dot(M[0], c), -_dot(M[1], c), -_dot(M[2], c))
+            cam_waves = self.camera_waves(tex, A, c)
+            kind_rows = _kind_rows(kind, o, size, M, c)
             cols.append(
-                [
-                    *M[0], *M[1], *M[2], *o,
-                    *self.camera_waves(tex, A, c), *tex[4], *_sub(tex[5], tex[4]),
-                    *_kind_rows(kind, o, size, M, c),
-                ]  # fmt: skip
+                [*M[0], *M[1], *M[2], *o, *cam_waves, *tex[4], *_sub(tex[5], tex[4]), *kind_rows]
             )
             spheres.append((*c, radius * 1.001 + 1e-4))
             surfaces.append(self.surfaces)
             parts.append(part)
             waves = max(waves, 2 if any(tex[2]) else (1 if any(tex[0]) else 0))
-            self.surfaces += FACES[kind]
+            for Q, w in _normal_models(kind, A, c, size, kind_rows):
+                self.surface(Q, w, cam_waves, tex, part, cls)
+        if kind == "ellipsoid":
+            pts = [
+                (cx + sx * r, cy + sy * r, cz + sz * r)
+                for cx, cy, cz, r in spheres
+                for sx in (-1.0, 1.0)
+                for sy in (-1.0, 1.0)
+                for sz in (-1.0, 1.0)
+            ]
+        else:
+            pts = [p for cs in corners for p in cs]
+        bounds = None
+        if max(p[2] for p in pts) < -1e-3:  # all in front of the camera
+            xs = [p[0] / -p[2] for p in pts]
+            ys = [p[1] / -p[2] for p in pts]
+            bounds = (min(xs), max(xs), min(ys), max(ys))
         tab = np.array(cols, dtype=np.float64).T.astype(np.float32)
         self.objects.append(
             SceneObject(
-                kind, cls, np.ascontiguousarray(tab), np.array(spheres), np.array(surfaces),
-                np.array(parts, dtype=np.int64), waves,
+                kind,
+                cls,
+                np.ascontiguousarray(tab),
+                np.array(spheres),
+                np.array(surfaces),
+                np.array(parts, dtype=np.int64),
+                waves,
+                None if kind == "ellipsoid" else np.array(corners),
+                bounds,
+            )  # fmt: skip
+        )
+
+    def _add_ellipsoids(self, cls: int, prims: list) -> None:
+        """:meth:`add_object` for ellipsoids, vectorised over the P primitives (a person has 10).
+
+        The same quantities as the generic path (float64, then float32), computed with numpy."""
+        P = len(prims)
+        R = np.array(self.R)
+        cw = np.array([p[0] for p in prims], dtype=np.float64)
+        c = np.einsum("ij,pj->pi", R, cw - np.array(self.cam))  # centres, camera frame
+        A = np.einsum("pkj,ij->pki", np.array([p[1] for p in prims], dtype=np.float64), R)
+        size = np.array([p[2] for p in prims], dtype=np.float64)
+        part = np.array([p[3] for p in prims], dtype=np.int64)
+        tex = [p[4] for p in prims]
+        M = A / size[:, :, None]
+        o = -np.einsum("pij,pj->pi", M, c)
+        a1 = np.array([t[0] for t in tex], dtype=np.float64)
+        a2 = np.array([t[2] for t in tex], dtype=np.float64)
+        b1 = np.einsum("pij,pi->pj", A, a1)  # A^T a: waves of local coordinates in the camera
+        b2 = np.einsum("pij,pi->pj", A, a2)
+        o1 = np.array([t[1] for t in tex]) - np.einsum("pi,pi->p", b1, c)
+        o2 = np.array([t[3] for t in tex]) - np.einsum("pi,pi->p", b2, c)
+        c0 = np.array([t[4] for t in tex], dtype=np.float64)
+        dc = np.array([t[5] for t in tex], dtype=np.float64) - c0
+        Q = np.einsum("pki,pkj->pij", M, M)
+        B = np.einsum("pki,pk->pi", M, o)
+        cc = np.einsum("pi,pi->p", o, o) - 1.0
+        E = B[:, :, None] * B[:, None, :] - cc[:, None, None] * Q
+        Qc = np.einsum("pij,pj->pi", Q, c)
+        waves = np.column_stack([b1, o1, b2, o2])
+        kind_rows = np.column_stack(
+            [
+                Q[:, 0, 0], -2 * Q[:, 0, 2], Q[:, 2, 2], Q[:, 1, 1], -2 * Q[:, 1, 2], 2 * Q[:, 0, 1],
+                B[:, 0], B[:, 1], -B[:, 2],
+                E[:, 0, 0], -2 * E[:, 0, 2], E[:, 2, 2], E[:, 1, 1], -2 * E[:, 1, 2], 2 * E[:, 0, 1],
+                Q.reshape(P, 9), Qc,
+            ]
+        )  # fmt: skip
+        tab = np.column_stack([M.reshape(P, 9), o, waves, c0, dc, kind_rows])
+        sym = Q[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
+        self.surface_rows.extend(np.column_stack([sym, -Qc, waves, c0, dc]).tolist())
+        surfaces = self.surfaces + np.arange(P)
+        inst = len(self.objects) + 1
+        self.surface_codes.extend((surfaces | part << 12 | inst << 16 | cls << 24).tolist())
+        self.surfaces += P
+        radius = size.max(1) * 1.001 + 1e-4
+        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+        pts = (c[:, None, :] + signs[None] * radius[:, None, None]).reshape(-1, 3)
+        bounds = None
+        if pts[:, 2].max() < -1e-3:  # all in front of the camera
+            xs, ys = pts[:, 0] / -pts[:, 2], pts[:, 1] / -pts[:, 2]
+            bounds = (float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max()))
+        n_waves = max(2 if any(t[2]) else (1 if any(t[0]) else 0) for t in tex)
+        self.objects.append(
+            SceneObject(
+                "ellipsoid",
+                cls,
+                np.ascontiguousarray(tab.T.astype(np.float32)),
+                np.column_stack([c, radius]),
+                surfaces,
+                part,
+                n_waves,
+                None,
+                bounds,
             )  # fmt: skip
         )
 
@@ -297,8 +422,51 @@ class _Builder:
             ambient=float(np.float32(0.3 + 0.15 * u())),
             diffuse=float(np.float32(0.55 + 0.2 * u())),
             num_surfaces=self.surfaces,
+            surface_table=np.asfortranarray(np.array(self.surface_rows).astype(np.float32)),
+            surface_code=np.array(self.surface_codes, dtype=np.int32),
             style=style,
         )
+
+
+_ZERO_Q = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _sym_outer(*terms):
+    """Q = sum of s a a^T over (s, a) terms, as its 6 unique entries (00 01 02 11 12 22)."""
+    out = [0.0] * 6
+    for s, a in terms:
+        for n, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))):
+            out[n] += s * a[i] * a[j]
+    return out
+
+
+def _normal_models(kind: str, A, c, size, kind_rows):
+    """(Q, w) per face: the outward normal at the hit p = t d is n = t (Q d) + w, i.e. the gradient
+    Q (p - c) (+ a constant) of the surface's implicit function; flat faces have Q = 0."""
+    if kind == "ellipsoid":
+        Qf = kind_rows[15:24]
+        Q = (Qf[0], Qf[1], Qf[2], Qf[4], Qf[5], Qf[8])
+        return [(Q, _mul(kind_rows[24:27], -1.0))]
+    if kind == "box":
+        return [(_ZERO_Q, _mul(A[i], s)) for i in range(3) for s in (1.0, -1.0)]
+    Qs = _sym_outer((1.0, A[0]), (1.0, A[1]))
+    if kind == "cylinder":
+        Qc = _sym_mul(Qs, c)
+        return [(Qs, _mul(Qc, -1.0)), (_ZERO_Q, A[2]), (_ZERO_Q, _mul(A[2], -1.0))]
+    r, h = size[0], size[2]
+    k2 = (r / (2.0 * h)) ** 2
+    Qs = _sym_outer((1.0, A[0]), (1.0, A[1]), (-k2, A[2]))
+    w = _add(_mul(_sym_mul(Qs, c), -1.0), _mul(A[2], k2 * h))
+    return [(Qs, w), (_ZERO_Q, _mul(A[2], -1.0))]
+
+
+def _sym_mul(Q, v):
+    """Q v for Q given by its 6 unique entries."""
+    return (
+        Q[0] * v[0] + Q[1] * v[1] + Q[2] * v[2],
+        Q[1] * v[0] + Q[3] * v[1] + Q[4] * v[2],
+        Q[2] * v[0] + Q[4] * v[1] + Q[5] * v[2],
+    )
 
 
 def _kind_rows(kind: str, o, size, M, c) -> list[float]:
@@ -310,9 +478,7 @@ def _kind_rows(kind: str, o, size, M, c) -> list[float]:
         # Each is a quadratic polynomial in (X, Y): rows hold its coefficients, so that the
         # renderer evaluates a, b and disc with a few separable operations per pixel.
         m0, m1, m2 = M
-        Q = [
-            [m0[i] * m0[j] + m1[i] * m1[j] + m2[i] * m2[j] for j in range(3)] for i in range(3)
-        ]
+        Q = [[m0[i] * m0[j] + m1[i] * m1[j] + m2[i] * m2[j] for j in range(3)] for i in range(3)]
         B = [m0[i] * o[0] + m1[i] * o[1] + m2[i] * o[2] for i in range(3)]
         cc = _dot(o, o) - 1.0
         E = [[B[i] * B[j] - cc * Q[i][j] for j in range(3)] for i in range(3)]
@@ -466,8 +632,20 @@ def _add_person(b: _Builder, H: float, x: float, z: float, Y) -> None:
         return (x + w[0], lift + w[1], z + w[2])
 
     prims = [
-        (world((0.0, 0.665 * H, 0.0)), Y, (0.15 * H, 0.17 * H, 0.08 * H), PART_ID["torso"], tex_shirt),
-        (world((0.0, 0.92 * H, 0.01 * H)), Y, (0.06 * H, 0.075 * H, 0.065 * H), PART_ID["head"], tex_skin),
+        (
+            world((0.0, 0.665 * H, 0.0)),
+            Y,
+            (0.15 * H, 0.17 * H, 0.08 * H),
+            PART_ID["torso"],
+            tex_shirt,
+        ),
+        (
+            world((0.0, 0.92 * H, 0.01 * H)),
+            Y,
+            (0.06 * H, 0.075 * H, 0.065 * H),
+            PART_ID["head"],
+            tex_skin,
+        ),
     ]
     for name, a, c, r in parts:
         a_w, c_w = world(a), world(c)

@@ -37,6 +37,15 @@ and between the faces of a box), one pixel thick, as in BSD. ``semantic_boundari
 the same pixel for a pair whose *instances* differ, for the class ``k`` of either side (an object's
 outline, SBD-like); face creases and part outlines are not semantic boundaries.
 
+**Difficult.** The unoccluded projection of an object is counted by casting its rays on the image
+extended by half its size past every border (``synth_render.EXTEND``), so heavy truncation and
+heavy occlusion both lower the visible share.
+
+**Styles** (the ``style`` argument; views of the same world for the union of data sets):
+``"scene"`` an open floor, a far wall (sometimes a side wall) and 2-6 objects (VOC-, BSD-like);
+``"indoor"`` a room corner, floor and three walls, more furniture (NYU-like normals);
+``"msra"`` one large, roughly centred object on a plain floor and backdrop (MSRA10K-like).
+
 **Determinism.** A sample is a pure function of ``(seed, split, index, size, style)``: its random
 stream (``random.Random``) is seeded with a BLAKE2 hash of ``(seed, split, style, index)`` (so
 splits and styles draw disjoint streams), scene parameters are rounded to float32, and the renderer
@@ -77,7 +86,9 @@ def _check(split: str, size, style: str) -> int:
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
-        raise ValueError(f"SynthWorld renders square images of {MIN_SIZE} px and up; got size={size!r}")
+        raise ValueError(
+            f"SynthWorld renders square images of {MIN_SIZE} px and up; got size={size!r}"
+        )
     return int(size)
 
 
@@ -100,7 +111,9 @@ def render_scene(
         buf = render_buffers(scene, size)
         if buf.instance.any():
             return scene, buf
-    raise RuntimeError(f"no visible object in 100 scenes (seed={seed}, split={split}, index={index})")
+    raise RuntimeError(
+        f"no visible object in 100 scenes (seed={seed}, split={split}, index={index})"
+    )
 
 
 def boundary_maps(
@@ -120,42 +133,40 @@ def boundary_maps(
         ((slice(None), slice(None, -1)), (slice(None), slice(1, None)), 0, 1),
     ):
         diff = surface[a] != surface[b]
-        if not diff.any():
-            continue
-        first_nearer = depth[a] <= depth[b]
-        mark_a = diff & first_nearer
-        mark_b = diff & ~first_nearer
-        bnd[a] |= mark_a
+        second_nearer = depth[b] < depth[a]
+        mark_b = diff & second_nearer
         bnd[b] |= mark_b
-        inst_diff = instances[a] != instances[b]
-        for mark, oy, ox in ((mark_a, 0, 0), (mark_b, dy, dx)):
-            ys, xs = np.nonzero(mark & inst_diff)
-            if ys.size == 0:
-                continue
-            sem[semantic[ys, xs], ys + oy, xs + ox] = 1  # class of the first pixel of the pair
-            sem[semantic[ys + dy, xs + dx], ys + oy, xs + ox] = 1  # class of the second
+        bnd[a] |= diff ^ mark_b
+        ys, xs = np.nonzero(instances[a] != instances[b])
+        if ys.size == 0:
+            continue
+        ys2, xs2 = ys + dy, xs + dx
+        second = second_nearer[ys, xs]
+        py = np.where(second, ys2, ys)  # the marked pixel of the pair
+        px = np.where(second, xs2, xs)
+        sem[semantic[ys, xs], py, px] = 1  # class of the first pixel of the pair
+        sem[semantic[ys2, xs2], py, px] = 1  # class of the second
     return bnd, sem[1:]
 
 
 def _boxes(inst: np.ndarray, n: int) -> np.ndarray:
     """[n, 4] float32 xyxy extents (max index + 1) of instances 1..n of ``inst`` [H, W]."""
-    boxes = np.zeros((n, 4), dtype=np.float32)
-    rows_any = np.zeros((n + 1, inst.shape[0]), dtype=bool)
-    cols_any = np.zeros((n + 1, inst.shape[1]), dtype=bool)
-    for k in range(1, n + 1):
-        m = inst == k
-        rows_any[k] = m.any(1)
-        cols_any[k] = m.any(0)
-    for k in range(1, n + 1):
-        rows = np.flatnonzero(rows_any[k])
-        cols = np.flatnonzero(cols_any[k])
-        boxes[k - 1] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    return boxes
+    H, W = inst.shape
+    key = inst.astype(np.intp) * W
+    cols = np.bincount((key + np.arange(W)).ravel(), minlength=(n + 1) * W).reshape(n + 1, W)[1:]
+    key = inst.astype(np.intp) * H
+    rows = np.bincount((key + np.arange(H)[:, None]).ravel(), minlength=(n + 1) * H).reshape(
+        n + 1, H
+    )[1:]
+    cols, rows = cols > 0, rows > 0
+    x1 = cols.argmax(1)
+    x2 = W - cols[:, ::-1].argmax(1)
+    y1 = rows.argmax(1)
+    y2 = H - rows[:, ::-1].argmax(1)
+    return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
 
-def render_sample(
-    seed: int, split: str, index: int, size: int = 128, style: str = "scene"
-) -> dict:
+def render_sample(seed: int, split: str, index: int, size: int = 128, style: str = "scene") -> dict:
     """Sample ``index`` of the world: a dict of tensors with all seven targets (module docstring)."""
     scene, buf = render_scene(seed, split, index, size, style)
     K = NUM_CLASSES
@@ -174,7 +185,7 @@ def render_sample(
 
     boundaries, sem_b = boundary_maps(buf.surface, buf.depth, inst8, buf.semantic, K)
 
-    classes = np.array([scene.objects[i].cls for i in keep], dtype=np.int64)
+    classes = np.array([scene.objects[i].cls for i in keep.tolist()], dtype=np.int64)
     vis = visible[keep]
     full = buf.full_area[keep]
     difficult = vis < DIFFICULT_VISIBLE_SHARE * np.maximum(full, 1)
@@ -239,7 +250,9 @@ class SynthWorld(Dataset):
         try:
             i = operator.index(index)
         except TypeError:
-            raise TypeError(f"SynthWorld index must be an integer, got {type(index).__name__}") from None
+            raise TypeError(
+                f"SynthWorld index must be an integer, got {type(index).__name__}"
+            ) from None
         if i < 0:
             i += self.length
         if not 0 <= i < self.length:

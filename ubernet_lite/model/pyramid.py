@@ -31,7 +31,7 @@ def min_input_size(scales: tuple[float, ...], stride: int) -> int:
     """The smallest image side the pyramid accepts.
 
     The coarsest level must still hold one full trunk cell, i.e. be at least ``stride`` pixels
-    on each side: ``round(side * min(scales)) >= stride``. For (1, 1/2, 1/4) and stride 8: 31 (31 / 4 rounds to 8).
+    on each side: ``round(side * min(scales)) >= stride``. For (1, 1/2, 1/4) and stride 8: 30 (7.5 rounds to 8).
     """
     s = min(scales)
     side = max(1, math.floor((stride - 1) / s))  # a lower bound; step up to the exact minimum

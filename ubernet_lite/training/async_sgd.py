@@ -311,7 +311,7 @@ class SyncSGD:
     for the task, and weight decay (Eq. 3) applies to every group at every step.
 
     Args:
-        model: the model; lr, weight_decay, momentum, lr_schedule as for :class:`AsyncSGD`.
+        model: the model; lr, weight_decay, momentum, lr_schedule, tasks as for :class:`AsyncSGD`.
     """
 
     def __init__(
@@ -321,12 +321,16 @@ class SyncSGD:
         weight_decay: float = 5e-4,
         momentum: float = 0.0,
         lr_schedule: Callable[[int], float] | None = None,
+        tasks: Iterable[str] | None = None,
     ):
         if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
             raise ValueError(
                 f"expected lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {lr}, {weight_decay}, {momentum}"
             )
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        if tasks is None:
+            self.params = [p for p in model.parameters() if p.requires_grad]
+        else:  # the shared trunk and the trained tasks' branches only
+            self.params = [p for ps in partition_parameters(model, tasks).values() for p in ps]
         self.lr, self.lr_schedule = lr, lr_schedule
         self.sgd = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.samples_seen = 0

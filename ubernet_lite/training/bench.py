@@ -20,6 +20,7 @@ def measure(
     threads: int | None = None,
     warmup: int = 2,
     prefetch: bool = True,
+    augment: bool = True,
 ) -> dict:
     """Time ``steps`` training steps after ``warmup``; returns the numbers :func:`main` prints."""
     import torch
@@ -33,7 +34,7 @@ def measure(
     cfg = UberNetConfig.lite(tasks=get_tasks(tasks))
     trainer = Trainer(
         cfg, steps=steps + warmup, micro_batch=micro_batch, image_size=image_size, memory=memory,
-        progress=False, union_length=max(200, 4 * (steps + warmup) * micro_batch), prefetch=prefetch,
+        progress=False, union_length=max(200, 4 * (steps + warmup) * micro_batch), prefetch=prefetch, augment=augment,
     )  # fmt: skip
     for _ in range(warmup):
         trainer.train_step()
@@ -58,6 +59,7 @@ def measure(
         "images_per_s": images / wall,
         "step_s": wall / steps,
         "prefetch": prefetch,
+        "augment": augment,
         "produce_s": produce,
         "produce_share": produce / (wall / steps - trainer.data_time / steps + produce),
         "data_s": trainer.data_time / steps,
@@ -76,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", default="standard")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-prefetch", action="store_true", help="render data in the training thread")
+    p.add_argument("--no-augment", action="store_true", help="no random scale/crop/flip/jitter")
     args = p.parse_args(argv)
     r = measure(
         args.steps, args.micro_batch, args.image_size, args.tasks, args.memory, args.threads,
-        prefetch=not args.no_prefetch,
+        prefetch=not args.no_prefetch, augment=not args.no_augment,
     )  # fmt: skip
     print(
         f"lite training, {r['tasks']} tasks, {r['image_size']} px, micro-batch {r['micro_batch']}, "
@@ -89,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  throughput   {r['images_per_s']:.2f} images/s  ({r['step_s'] * 1000:.0f} ms per step)"
     )
     verdict = "ok" if r["data_share"] < 0.10 else "above the 10 % target"
+    what = "render, augment, collate" if r["augment"] else "render, collate; no augmentation"
     print(
-        f"  producing data (render, augment, collate) {r['produce_s'] * 1000:.0f} ms per micro-batch "
+        f"  producing data ({what}) {r['produce_s'] * 1000:.0f} ms per micro-batch "
         f"= {r['produce_share']:.1%} of a step done serially"
     )
     how = "waiting for the prefetching thread" if r["prefetch"] else "producing data in the loop"

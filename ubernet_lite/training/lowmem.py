@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -150,16 +150,14 @@ def trunk_segments(model) -> nn.Sequential:
     return segments
 
 
-def checkpointed_segments(model) -> ExitStack:
+def checkpointed_segments(model):
     """Context: ``model.encode`` keeps only the borders of ``model.trunk.segments`` (Fig. 4a).
 
-    With the six VGG blocks as segments, the kept anchors are the block inputs, i.e. the taps
-    C_1..C_5 (which the branches need anyway) and the image; the ~2-3 layers inside each block
-    are recomputed once in the backward pass.
+    With the six VGG blocks as segments, the kept anchors are the block inputs, i.e. the image
+    and the taps C_1..C_5 (which the branches need anyway); the 2-4 layers inside each block
+    (and max-pool's int64 indices) are recomputed once in the backward pass.
     """
-    stack = ExitStack()
-    stack.enter_context(checkpointed_modules(trunk_segments(model)))
-    return stack
+    return checkpointed_modules(trunk_segments(model))
 
 
 # --------------------------------------------------------------------------------------------

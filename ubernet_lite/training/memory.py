@@ -19,23 +19,36 @@ the number of tasks, for three schedules:
 and, at seven tasks, peak memory against the input size, from which it reads off the widest
 square input each schedule fits in the bytes the standard step needs at 321 x 321.
 
-What is measured: the activations and temporary buffers of one step. Parameters and their
-``.grad`` buffers exist before the step (a warm-up step allocates the gradients; they are zeroed
-in place), so they are not in the peak: they cost the same under every schedule and are
-``O(#parameters)``, not ``O(T)``; the table prints their size once.
+What is measured (:func:`step_peak`): the activations and temporary buffers of one training
+step. Parameters and their gradients are left out: they cost the same under every schedule and
+are ``O(#parameters)``, not ``O(T)`` (the table prints their size once). On the CPU the step runs
+as in training (``.grad`` set to None first) and each gradient buffer is subtracted from the
+profiler's timeline from the moment it lands in ``.grad``.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import contextlib
 import math
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["peak_memory", "main", "step_peak", "step_time", "bench_tasks", "bench_batch"]
+__all__ = [
+    "peak_memory",
+    "memory_timeline",
+    "main",
+    "step_peak",
+    "step_time",
+    "bench_tasks",
+    "bench_batch",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,17 +74,51 @@ def _memory_events(prof) -> list[tuple[int, int]]:
     return events
 
 
-def _cpu_peak(fn: Callable[[], object]) -> int:
+@contextlib.contextmanager
+def _profiling(fn: Callable[[], object]):
+    """Run ``fn()`` under the CPU profiler with memory events; yields the profiler. Kineto's
+    start/stop log lines (written by C++ to file descriptor 2) are silenced meanwhile."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                    fn()
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    yield prof
+
+
+def _timeline_ns(fn: Callable[[], object]) -> list[tuple[int, int]]:
+    """``(time ns, bytes in use above the start)`` after every CPU allocation / free of ``fn()``."""
+    with _profiling(fn) as prof:
+        pass
     events = sorted(_memory_events(prof), key=lambda e: e[0])  # stable: ties keep their order
-    peak = running = 0
-    for _, nbytes in events:
+    out, running = [], 0
+    for t, nbytes in events:
         running += nbytes
-        peak = max(peak, running)
-    return int(peak)
+        out.append((t, running))
+    return out
+
+
+def memory_timeline(fn: Callable[[], object]) -> tuple[list[float], list[int]]:
+    """CPU memory over time while ``fn()`` runs: ``(seconds since the start, bytes in use above
+    the start)``, one point per allocation or free the profiler recorded (Figs. 3-4 measured)."""
+    tl = _timeline_ns(fn)
+    if not tl:
+        return [0.0], [0]
+    t0 = tl[0][0]
+    return [(t - t0) * 1e-9 for t, _ in tl], [b for _, b in tl]
+
+
+def _cpu_peak(fn: Callable[[], object]) -> int:
+    return int(max([0] + [b for _, b in _timeline_ns(fn)]))
 
 
 def _cuda_peak(fn: Callable[[], object], device) -> int:
@@ -125,13 +172,35 @@ def strategies() -> dict[str, Callable]:
     }
 
 
-def bench_tasks(n: int, registry=None) -> list:
-    """The first ``n`` tasks of the sweep: the seven tasks, then renamed copies of the dense
-    ones (``semantic_2``, ...), each with its own branch (``TaskSpec.renamed``)."""
+#: The order in which the task sweep adds the seven tasks: the branch with the largest
+#: activations first (semantic boundaries: K channels through the MIL loss), so that the 1-task
+#: network already holds the widest branch and the low-memory curve isolates the effect of T.
+HEAVIEST_FIRST = (
+    "semantic_boundaries",
+    "semantic",
+    "parts",
+    "normals",
+    "saliency",
+    "boundaries",
+    "detection",
+)
+
+
+def bench_tasks(n: int, order: str = "heaviest-first", registry=None) -> list:
+    """The first ``n`` tasks of the sweep: the seven tasks (in ``order``: ``"heaviest-first"``,
+    :data:`HEAVIEST_FIRST`, or ``"registry"``, the order of ``ubernet_lite.tasks.TASKS``), then
+    renamed copies of the dense ones (``semantic_2``, ...), each with its own branch
+    (``TaskSpec.renamed``) learning from the same target."""
     from ..tasks import TASKS
 
     registry = TASKS if registry is None else registry
-    base = list(registry.values())
+    if order == "heaviest-first":
+        base = [registry[k] for k in HEAVIEST_FIRST if k in registry]
+        base += [s for k, s in registry.items() if k not in HEAVIEST_FIRST]
+    elif order == "registry":
+        base = list(registry.values())
+    else:
+        raise ValueError(f"unknown task order {order!r}; expected 'heaviest-first' or 'registry'")
     if n < 1:
         raise ValueError(f"the number of tasks must be >= 1, got {n}")
     dense = [s for s in base if s.kind != "detection"]
@@ -190,31 +259,85 @@ def _to(x, device):
 
 
 def _prepare(model, batch, fn) -> None:
-    """A warm-up step: allocates every ``.grad`` (then zeroed in place, kept for the step)."""
+    """A warm-up step (caches, lazily built buffers); leaves every ``.grad`` zeroed in place."""
     fn(model, batch, zero_grad=True)
     for p in model.parameters():
         if p.grad is not None:
             p.grad.zero_()
 
 
+def _without_grads(model, fn: Callable[[], object]) -> list[tuple[int, int]]:
+    """The CPU timeline of ``fn()`` minus the parameter gradients.
+
+    A post-accumulate-grad hook notes when each ``.grad`` buffer lands (its first accumulation:
+    autograd stores the freshly computed gradient; later ones add in place). The buffer itself
+    was allocated a little earlier, by the backward op that computed it: it is the last
+    allocation of its size before it landed, and it is subtracted from that moment on.
+    """
+    landed: list[tuple[int, int]] = []
+    seen: set[int] = set()
+
+    def hook(p):
+        if id(p) not in seen:
+            seen.add(id(p))
+            landed.append((time.time_ns(), p.grad.numel() * p.grad.element_size()))
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    handles = [p.register_post_accumulate_grad_hook(hook) for p in params]
+    try:
+        with _profiling(fn) as prof:
+            pass
+    finally:
+        for h in handles:
+            h.remove()
+    events = sorted(_memory_events(prof), key=lambda e: e[0])
+    times = [t for t, _ in events]
+    minus = [0] * len(events)  # bytes to subtract from event k on
+    for t_land, nbytes in landed:
+        k = bisect.bisect_right(times, t_land) - 1
+        while k >= 0 and events[k][1] != nbytes:  # the allocation of this gradient buffer
+            k -= 1
+        if k < 0:  # not found (should not happen): subtract from the landing on
+            k = max(0, bisect.bisect_right(times, t_land))
+        if k < len(minus):
+            minus[k] += nbytes
+    out, running, grads = [], 0, 0
+    for (t, nbytes), m in zip(events, minus, strict=True):
+        running += nbytes
+        grads += m
+        out.append((t, running - grads))
+    return out
+
+
 def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
-    """Peak bytes of one step ``fn(model, batch)``, parameters and gradients excluded."""
+    """Peak bytes of one training step ``fn(model, batch)``: activations and temporaries.
+
+    Parameters and their gradients are left out (they cost the same under every schedule).
+    CPU: the step runs as in training (``zero_grad=True``: ``.grad`` is set to None and each
+    gradient buffer is created during the step) and every gradient buffer is subtracted from
+    the profiler's timeline from its allocation on (see :func:`_without_grads`). CUDA: a warm-up step
+    allocates the gradients, which are zeroed in place before the measured step.
+    """
     if not warm:
         _prepare(model, batch, fn)
-    return peak_memory(lambda: fn(model, batch, zero_grad=False), device)
+    if torch.device(device).type == "cuda":
+        return peak_memory(lambda: fn(model, batch, zero_grad=False), device)
+    model.zero_grad(set_to_none=True)
+    return int(max([0] + [b for _, b in _without_grads(model, lambda: fn(model, batch))]))
 
 
 def step_time(model, batch, fn, repeats: int = 3, device="cpu", warm: bool = False) -> list[float]:
-    """Seconds of ``repeats`` steps ``fn(model, batch)`` (after a warm-up step)."""
+    """Seconds of ``repeats`` training steps ``fn(model, batch)`` (after a warm-up step)."""
     if not warm:
         _prepare(model, batch, fn)
+    cuda = torch.device(device).type == "cuda"
     times = []
     for _ in range(repeats):
-        if torch.device(device).type == "cuda":
+        if cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        fn(model, batch, zero_grad=False)
-        if torch.device(device).type == "cuda":
+        fn(model, batch)
+        if cuda:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     return times
@@ -230,28 +353,37 @@ def _model(preset: str, tasks, device, seed: int = 0):
 
 
 def measure(
-    preset, n_tasks, size, names, device="cpu", repeats=0, batch_size=1, seed=0, time_names=None
+    preset,
+    n_tasks,
+    size,
+    names,
+    device="cpu",
+    repeats=0,
+    batch_size=1,
+    seed=0,
+    time_names=None,
+    order="heaviest-first",
 ) -> dict:
     """Peak bytes (and step times) of each schedule in ``names`` for one setting.
 
-    One model and batch per setting; a warm-up step allocates the gradients. Per schedule: one
-    profiled step (its peak; it also warms the schedule up), then ``repeats`` timed steps (for
-    the schedules in ``time_names``, default all). Returns ``{name: {"peak": bytes, "times":
-    [s, ...]}}`` and ``"params"``: bytes of the parameters (and again of their gradients).
+    One model and batch per setting. Per schedule: one profiled step (its peak; it also warms
+    the schedule up). Then ``repeats`` rounds of timed steps, each round timing every schedule
+    of ``time_names`` (default all) once, interleaved, so that a busy machine slows all of them
+    alike. Returns ``{name: {"peak": bytes, "times": [s, ...]}}`` and ``"params"``: bytes of
+    the parameters (and again of their gradients).
     """
-    model = _model(preset, bench_tasks(n_tasks), device, seed)
+    model = _model(preset, bench_tasks(n_tasks, order), device, seed)
     batch = bench_batch(size, batch_size, seed, device)
     fns = strategies()
     out = {"params": sum(p.numel() * p.element_size() for p in model.parameters())}
     _prepare(model, batch, fns["standard"])
     time_names = names if time_names is None else time_names
     for name in names:
-        fn = fns[name]
         torch.manual_seed(seed)
-        row = {"peak": step_peak(model, batch, fn, device, warm=True)}
-        timed = repeats and name in time_names
-        row["times"] = step_time(model, batch, fn, repeats, device, warm=True) if timed else []
-        out[name] = row
+        out[name] = {"peak": step_peak(model, batch, fns[name], device, warm=True), "times": []}
+    for _ in range(repeats):
+        for name in [n for n in names if n in time_names]:
+            out[name]["times"] += step_time(model, batch, fns[name], 1, device, warm=True)
     del model, batch
     return out
 
@@ -313,6 +445,12 @@ def _parser() -> argparse.ArgumentParser:
         "--sizes", default=None, help="extra input sides of the size sweep (default 161,241)"
     )
     p.add_argument("--paper-repeats", type=int, default=3, help="timed steps at the paper preset")
+    p.add_argument(
+        "--order",
+        default="heaviest-first",
+        choices=["heaviest-first", "registry"],
+        help="order in which the sweep adds the seven tasks",
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="tiny lite-preset settings (seconds)")
@@ -353,10 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     names = list(strategies())
     if args.quick:  # lite preset throughout, small images: a smoke run
-        size = args.size or 64
-        counts = _ints(args.task_counts) if args.task_counts else [1, 2, 7, 9]
-        big_preset, big_size = "lite", 96
-        sizes = _ints(args.sizes) if args.sizes else [64, 80]
+        size = args.size or 48
+        counts = _ints(args.task_counts) if args.task_counts else [1, 7, 9]
+        big_preset, big_size = "lite", 64
+        sizes = _ints(args.sizes) if args.sizes else [48]
         args.repeats = args.paper_repeats = 1
     else:
         size = args.size or (128 if args.preset == "lite" else 321)
@@ -369,18 +507,27 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     print(
         f"memory-bench: peak = activations and temporaries of one training step (forward + "
-        f"backward), MiB; parameters and their .grad exist before the step and are excluded. "
+        f"backward), MiB, parameters and their gradients excluded. "
         f"time = median of {args.repeats} steps, s. device {args.device}, {threads} threads, "
         f"batch {args.batch_size}."
     )
-    tag = "(1..7: the seven tasks, then copies of the dense tasks)"
+    first = ", ".join(s.name for s in bench_tasks(7, args.order))
+    tag = f"(1..7 adds: {first}; then copies of the dense tasks)"
     print(f"\n== vs number of tasks: {args.preset} preset, {size}x{size} {tag}")
     print(_units())
     print(_header("tasks", names))
     task_rows = []
     for n in counts:
         r = measure(
-            args.preset, n, size, names, args.device, args.repeats, args.batch_size, args.seed
+            args.preset,
+            n,
+            size,
+            names,
+            args.device,
+            args.repeats,
+            args.batch_size,
+            args.seed,
+            order=args.order,
         )
         task_rows.append((n, r))
         print(_row(n, r, names), flush=True)
@@ -407,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.batch_size,
                 args.seed,
                 ["standard", "low"],
+                order=args.order,
             )
             size_rows.append((s, r))
             print(_row(s, r, names), flush=True)

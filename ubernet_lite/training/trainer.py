@@ -42,7 +42,6 @@ import numpy as np
 import torch
 
 from ..config import UberNetConfig
-from ..tasks import get_tasks
 from .async_sgd import AsyncSGD, SyncSGD, poly_schedule
 from .objective import multitask_backward
 
@@ -240,10 +239,17 @@ class Trainer:
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         self.cfg = cfg
-        self.tasks = [t.name for t in get_tasks(s.tasks)] if s.tasks != "all" else cfg.task_names
+        if s.tasks in ("all", None):
+            self.tasks = cfg.task_names
+        elif isinstance(s.tasks, str):
+            self.tasks = [t.strip() for t in s.tasks.split(",") if t.strip()]
+        else:
+            self.tasks = [t.name if hasattr(t, "name") else str(t) for t in s.tasks]
         missing = [t for t in self.tasks if t not in cfg.task_names]
         if missing:
             raise KeyError(f"tasks {missing} are not in the config's tasks {cfg.task_names}")
+        if s.tasks not in ("all", None):
+            s.tasks = list(self.tasks)  # one spelling, so that checkpoints compare equal
         self.steps, self.eval_every, self.eval_images = (
             int(steps),
             int(eval_every),
@@ -287,6 +293,7 @@ class Trainer:
                 weight_decay=s.weight_decay,
                 momentum=s.momentum,
                 lr_schedule=schedule,
+                tasks=self.tasks,
             )
         self.step = 0
         self.history: list[dict] = []

@@ -1,0 +1,125 @@
+"""peak_memory (profiler timeline on the CPU) and the memory benchmark's pieces (Sec. 4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ubernet_lite.training.memory import (
+    bench_batch,
+    bench_tasks,
+    main,
+    measure,
+    memory_timeline,
+    peak_memory,
+    widest_size,
+)
+
+MiB = 2**20
+
+
+def _conv_step(size):
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 4, 3, padding=1)
+    )
+    x = torch.rand(2, 3, size, size)
+
+    def step():
+        net(x).square().mean().backward()
+
+    return step
+
+
+def test_peak_memory_counts_live_tensors():
+    def fn():
+        a = torch.ones(MiB // 4)  # 1 MiB of float32
+        b = torch.ones(MiB // 4)
+        del a, b
+        c = torch.ones(MiB // 4)  # only 1 MiB live now
+        del c
+
+    peak = peak_memory(fn, "cpu")
+    assert 2 * MiB <= peak < 2 * MiB + 64 * 1024
+
+
+def test_peak_memory_is_deterministic_on_cpu_and_grows_with_input():
+    small = [peak_memory(_conv_step(24), "cpu") for _ in range(2)]
+    big = peak_memory(_conv_step(48), "cpu")
+    assert small[0] == small[1] > 0
+    assert big > 2 * small[0]  # 4x the pixels
+
+
+def test_memory_timeline_ends_where_it_started():
+    times, used = memory_timeline(lambda: torch.ones(1000).sum())
+    assert times == sorted(times) and used[-1] == 0 and max(used) >= 4000
+
+
+def test_peak_memory_bad_input():
+    with pytest.raises(TypeError, match="function of no arguments"):
+        peak_memory(3)
+    with pytest.raises(ValueError, match="'cpu' or 'cuda'"):
+        peak_memory(lambda: None, "meta")
+
+
+def test_bench_tasks_adds_renamed_copies_of_dense_tasks():
+    specs = bench_tasks(16)
+    names = [s.name for s in specs]
+    assert len(set(names)) == 16
+    assert {s.name for s in specs[:7]} == {s.name for s in bench_tasks(7, "registry")}
+    copies = specs[7:]
+    assert all(
+        s.kind != "detection" and s.name.startswith(s.target) and s.name != s.target for s in copies
+    )
+    with pytest.raises(ValueError, match="unknown task order"):
+        bench_tasks(3, "random")
+
+
+def test_widest_size_inverts_the_fitted_area_law():
+    sizes = [100, 200, 300]
+    peaks = [5e6 + 40.0 * s * s for s in sizes]
+    assert widest_size(sizes, peaks, 5e6 + 40.0 * 450**2) == pytest.approx(450)
+    assert math.isnan(widest_size(sizes, peaks, 1e6))  # below the fixed cost
+
+
+def test_bench_batch_labels_every_target():
+    batch = bench_batch(40, batch_size=2)
+    assert batch["images"].shape == (2, 3, 40, 40)
+    assert all(bool(v.all()) for v in batch["has_label"].values())
+
+
+def test_low_memory_peak_does_not_grow_with_tasks():
+    """The point of Sec. 4, measured at a tiny lite setting: from one dense task (the widest
+    branch comes first) to all six, standard grows with T and low does not."""
+    names = ["standard", "low"]
+    r1 = measure("lite", 1, 32, names)
+    r6 = measure("lite", 6, 32, names)
+    assert r6["standard"]["peak"] > 1.2 * r1["standard"]["peak"]
+    assert r6["low"]["peak"] <= 1.05 * r1["low"]["peak"]
+    assert r6["low"]["peak"] < r6["standard"]["peak"]
+
+
+def test_memory_bench_quick(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "--quick",
+                "--size",
+                "32",
+                "--task-counts",
+                "1,3",
+                "--no-paper",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "low-memory peak at 3 tasks within 10%" in out
+    assert (tmp_path / "memory_bench.png").stat().st_size > 0
+    lines = (tmp_path / "memory_bench.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 3  # header + 2 task counts x 3 schedules

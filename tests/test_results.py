@@ -1,0 +1,60 @@
+"""Results tables and Delta_m (average relative change, lower-is-better metrics sign-flipped)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ubernet_lite import results
+
+
+def test_delta_m_hand_worked_with_sign_flip():
+    single = {"semantic": {"mIoU": 0.50}, "normals": {"mean": 20.0}, "saliency": {"MAE": 0.10}}
+    multi = {"semantic": {"mIoU": 0.55}, "normals": {"mean": 25.0}, "saliency": {"MAE": 0.08}}
+    # mIoU: +0.05/0.50 = +0.10; normals mean (lower better): -(25-20)/20 = -0.25;
+    # MAE (lower better): -(0.08-0.10)/0.10 = +0.20  ->  mean = 0.05/3
+    ch = results.relative_changes(multi, single)
+    assert ch[("semantic", "mIoU")] == pytest.approx(0.10)
+    assert ch[("normals", "mean")] == pytest.approx(-0.25)
+    assert ch[("saliency", "MAE")] == pytest.approx(0.20)
+    assert results.delta_m(multi, single) == pytest.approx(0.05 / 3)
+    # swapping the roles flips the sign of every term's numerator
+    assert results.delta_m(single, multi) < 0
+
+
+def test_zero_and_missing_references_are_skipped():
+    single = {"detection": {"mAP": 0.0}, "boundaries": {"ODS": 0.4}}
+    multi = {"detection": {"mAP": 0.3}, "boundaries": {"ODS": 0.2, "AP": 0.1}}
+    ch = results.relative_changes(multi, single)
+    assert set(ch) == {("boundaries", "ODS")}
+    assert results.delta_m(multi, single) == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="share no metric"):
+        results.delta_m({"detection": {"mAP": 0.3}}, single)
+    assert (
+        results.relative_changes({"semantic": {"mIoU": math.nan}}, {"semantic": {"mIoU": 1}}) == {}
+    )
+
+
+def test_lower_is_better_columns():
+    assert results.lower_is_better("normals", "median")
+    assert results.lower_is_better("saliency", "MAE")
+    assert not results.lower_is_better("normals", "30")
+    assert not results.lower_is_better("saliency", "maxF")
+
+
+def test_task_table_formatting():
+    rows = {
+        "trivial": {
+            "normals": {"mean": 41.26, "median": 38.0, "11.25": 0.1, "22.5": 0.2, "30": 0.3}
+        },
+        "7-task": {"normals": {"mean": 20.04, "median": 15.0, "11.25": 0.4234}},
+    }
+    table = results.task_table("normals", rows).splitlines()
+    assert table[0] == "| method | mean (deg) | median (deg) | 11.25 (%) | 22.5 (%) | 30 (%) |"
+    assert table[1] == "|---|---|---|---|---|---|"
+    assert table[2] == "| trivial | 41.3 | 38.0 | 10.0 | 20.0 | 30.0 |"
+    assert table[3] == "| 7-task | 20.0 | 15.0 | 42.3 | n/a | n/a |"
+    det = results.task_table("detection", {"x": {"detection": {"mAP_voc07": 0.1234, "mAP": 0.5}}})
+    assert det.splitlines()[-1] == "| x | 12.3 | 50.0 |"
+    assert set(results.COLUMNS) == set(results.PAPER_TABLE)
