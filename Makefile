@@ -9,7 +9,6 @@ PRESET ?= lite
 DATA ?= synthetic
 DEVICE ?= cpu
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-export TQDM_DISABLE ?=
 export MPLBACKEND := Agg
 
 .PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean

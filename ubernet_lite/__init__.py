@@ -15,7 +15,19 @@ rows  = ul.metrics.evaluate(model, world, tasks=["semantic", "boundaries"])
 ```
 """
 
-from . import baselines, data, losses, metrics, model, paths, results, tasks, training, viz
+from . import (
+    baselines,
+    data,
+    experiments,
+    losses,
+    metrics,
+    model,
+    paths,
+    results,
+    tasks,
+    training,
+    viz,
+)
 from .config import UberNetConfig
 from .model import UberNet
 from .tasks import TASKS, TaskSpec
@@ -29,6 +41,7 @@ __all__ = [
     "UberNetConfig",
     "baselines",
     "data",
+    "experiments",
     "losses",
     "metrics",
     "model",

@@ -18,7 +18,11 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
 
 def outputs_dir(*parts: str) -> Path:
     """``<repo>/outputs/<parts...>`` (``$UBERNET_OUTPUTS`` overrides the root), created on demand."""
-    base = Path(os.environ["UBERNET_OUTPUTS"]) if os.environ.get("UBERNET_OUTPUTS") else repo_root() / "outputs"
+    base = (
+        Path(os.environ["UBERNET_OUTPUTS"])
+        if os.environ.get("UBERNET_OUTPUTS")
+        else repo_root() / "outputs"
+    )
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -83,9 +83,13 @@ class TaskSpec:
                 f"TaskSpec {self.name!r}: unknown target {self.target!r}; expected one of {TARGETS}"
             )
         if self.kind not in KINDS:
-            raise ValueError(f"TaskSpec {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}")
+            raise ValueError(
+                f"TaskSpec {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}"
+            )
         if self.batch_size < 1:
-            raise ValueError(f"TaskSpec {self.name!r}: batch_size must be >= 1, got {self.batch_size}")
+            raise ValueError(
+                f"TaskSpec {self.name!r}: batch_size must be >= 1, got {self.batch_size}"
+            )
 
     def renamed(self, name: str) -> TaskSpec:
         """A copy with its own branch (own parameters) that learns from the same target."""
@@ -96,7 +100,9 @@ class TaskSpec:
         return dataclasses.replace(self, **changes)
 
 
-def make_tasks(num_classes: int = len(SYNTH_CLASSES), num_parts: int = len(PART_NAMES)) -> dict[str, TaskSpec]:
+def make_tasks(
+    num_classes: int = len(SYNTH_CLASSES), num_parts: int = len(PART_NAMES)
+) -> dict[str, TaskSpec]:
     """The seven task specs for a label space of ``num_classes`` objects and ``num_parts`` parts.
 
     The default gammas are the paper's (1 for every task, Eq. 1); effective batch sizes are the
@@ -107,14 +113,32 @@ def make_tasks(num_classes: int = len(SYNTH_CLASSES), num_parts: int = len(PART_
     specs = [
         TaskSpec("boundaries", "boundaries", "binary", 1, loss="mil_boundary", metric="boundaries"),
         TaskSpec("normals", "normals", "regression", 3, loss="normals_l1", metric="normals"),
-        TaskSpec("saliency", "saliency", "binary", 1, loss="binary_cross_entropy", metric="saliency"),
-        TaskSpec("semantic", "semantic", "multiclass", K + 1, loss="cross_entropy", metric="segmentation"),
-        TaskSpec("parts", "parts", "multiclass", P + 1, loss="cross_entropy", metric="segmentation"),
         TaskSpec(
-            "semantic_boundaries", "semantic_boundaries", "multilabel", K,
-            loss="mil_boundary", metric="semantic_boundaries",
+            "saliency", "saliency", "binary", 1, loss="binary_cross_entropy", metric="saliency"
+        ),
+        TaskSpec(
+            "semantic", "semantic", "multiclass", K + 1, loss="cross_entropy", metric="segmentation"
+        ),
+        TaskSpec(
+            "parts", "parts", "multiclass", P + 1, loss="cross_entropy", metric="segmentation"
+        ),
+        TaskSpec(
+            "semantic_boundaries",
+            "semantic_boundaries",
+            "multilabel",
+            K,
+            loss="mil_boundary",
+            metric="semantic_boundaries",
         ),  # fmt: skip
-        TaskSpec("detection", "detection", "detection", K + 1, loss="detection", metric="detection", batch_size=2),
+        TaskSpec(
+            "detection",
+            "detection",
+            "detection",
+            K + 1,
+            loss="detection",
+            metric="detection",
+            batch_size=2,
+        ),
     ]
     return {s.name: s for s in specs}
 
