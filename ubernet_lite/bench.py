@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark {name!r}: {module_name} has no main(argv)", file=sys.stderr)
         return 2
     rc = module.main(rest)
-    return 0 if rc is None else int(rc)
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
