@@ -13,16 +13,8 @@ from __future__ import annotations
 
 import math
 
-#: Metric columns per task, in the order of the paper's tables (DESIGN.md).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "detection": ("mAP_voc07", "mAP"),
-    "semantic": ("mIoU",),
-    "parts": ("mIoU",),
-    "semantic_boundaries": ("mAP", "mMF"),
-    "saliency": ("maxF", "MAE"),
-    "boundaries": ("ODS", "OIS", "AP"),
-    "normals": ("mean", "median", "11.25", "22.5", "30"),
-}
+from .metrics.evaluate import COLUMNS as METRIC_COLUMNS
+from .tasks import TASKS
 
 #: Columns where lower is better.
 LOWER_IS_BETTER: frozenset[tuple[str, str]] = frozenset(
@@ -38,6 +30,12 @@ PAPER_TABLE: dict[str, int] = {
     "saliency": 6,
     "boundaries": 7,
     "normals": 8,
+}
+
+#: Metric columns per task, in the order of the paper's tables: the metric family's columns
+#: (``ubernet_lite.metrics.COLUMNS``) through each task's ``TaskSpec.metric``.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    task: METRIC_COLUMNS[TASKS[task].metric] for task in PAPER_TABLE
 }
 
 
