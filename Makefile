@@ -8,6 +8,7 @@ KERNEL := ubernet-lite
 PRESET ?= lite
 DATA ?= synthetic
 DEVICE ?= cpu
+DATA_ROOT ?=
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export MPLBACKEND := Agg
 
@@ -38,6 +39,7 @@ reproduce: setup
 	  echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) \
 	    -p preset $(PRESET) -p data $(DATA) -p device $(DEVICE) \
+	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) \
 	    $$nb outputs/notebooks/$$(basename $$nb) --no-progress-bar || exit 1; \
 	  echo "$$(basename $$nb) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
 	done

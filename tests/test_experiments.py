@@ -1,11 +1,14 @@
-"""cached_run: trains once, then loads; a changed setting or length trains again."""
+"""cached_run: trains once, then loads; a changed setting or length trains again.
+results_data: the synthetic test split or each task's real test set (notebooks 00 and 10)."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 import ubernet_lite as ul
 from ubernet_lite import experiments
+from ubernet_lite.training.real_data import real_training_union
 from ubernet_lite.training.trainer import Trainer
 
 TINY = dict(image_size=64, micro_batch=1, union_length=20, progress=False, prefetch=False)
@@ -106,3 +109,102 @@ def test_train_runs_trains_only_what_is_not_cached(outputs, counted):
     run = experiments.series_run("b", verbose=False, **runs["b"])
     assert run.cached and len(counted) == 4
     assert experiments.series_run("c", train=False, **runs["a"]) is None
+
+
+# ---- results_data: the test data of notebooks 00 and 10 -------------------------------------
+
+
+def test_single_run_name_keeps_the_synthetic_default_and_separates_the_rest():
+    assert experiments.single_run_name("seven_task", "semantic") == "single_semantic"
+    real = experiments.single_run_name("seven_task", "semantic", "real")
+    other = experiments.single_run_name("real_fixture", "semantic", "synthetic")
+    assert len({"single_semantic", real, other}) == 3
+    assert real.startswith("seven_task_") and other.startswith("real_fixture_")
+
+
+def test_results_data_synthetic_is_the_test_split_and_the_train_world():
+    from torch.utils.data import Subset
+
+    from ubernet_lite.baselines import TrivialBaseline
+
+    tasks = "saliency,normals,semantic"
+    rd = experiments.results_data("synthetic", 64, eval_images=3, tasks=tasks)
+    world = ul.data.SynthWorld(split="test", size=64, seed=0)
+    train = ul.data.SynthWorld(split="train", size=64, seed=0)
+    assert rd.size == 64 and len(rd) == 3 and rd.class_names == ul.tasks.SYNTH_CLASSES
+    assert rd.describe() == f"test images: 3 of {len(world)}, 64 px"
+    assert rd.caption() == "Synthetic test split, first 3 images at 64 px"
+    # the constants are those fitted on the first train images, the scores those on the split
+    mine = TrivialBaseline(rd.cfg.tasks, rd.baseline_samples(4))
+    ref = TrivialBaseline(rd.cfg.tasks, (train[i] for i in range(4)))
+    assert all(torch.equal(mine.constants[t], ref.constants[t]) for t in ref.constants)
+    rows = rd.evaluate(ref, num_thresholds=3)
+    expected = ul.metrics.evaluate(ref, Subset(world, range(3)), num_thresholds=3, progress=False)
+    assert rows == expected and set(rows) == {"saliency", "normals", "semantic"}
+    # figure images: the split's own images, also beyond the evaluated ones
+    assert torch.equal(rd.images([0, 4])[1], world[4]["image"])
+    assert torch.equal(rd.sample(2)["image"], world[2]["image"])
+    assert experiments.results_data("synthetic", None).size == 128  # the old default size
+    with pytest.raises(ValueError, match="data must be"):
+        experiments.results_data("imagenet")
+
+
+@pytest.fixture(scope="module")
+def real_root(tmp_path_factory):
+    from test_trainer_real import fixture_root
+
+    return fixture_root(tmp_path_factory.mktemp("results_real"))
+
+
+def test_results_data_real_uses_each_tasks_test_set(real_root):
+    from test_trainer_real import PARTS_VAL, SEG_VAL
+
+    from ubernet_lite.baselines import TrivialBaseline
+    from ubernet_lite.data.real import TEST_SETS
+    from ubernet_lite.metrics.evaluate import COLUMNS
+
+    rd = experiments.results_data("real", 32, eval_images=2, data_root=real_root)
+    assert rd.class_names == ul.tasks.VOC_CLASSES and rd.cfg.num_classes == 20
+    assert list(rd.test) == rd.cfg.task_names
+    for task, subset in rd.test.items():
+        ts = TEST_SETS[rd.cfg.task(task).target]
+        assert (subset.dataset.name, subset.dataset.split) == (ts.name, ts.split)
+        assert 1 <= len(subset) <= 2
+        assert f"{task} {len(subset)} ({ts.name} {ts.split})" in rd.describe()
+    # the trivial baseline: for each task its first 3 labelled training samples, no test image
+    samples = list(rd.baseline_samples(3))
+    union = real_training_union({s.target for s in rd.cfg.tasks}, real_root)
+    for spec in rd.cfg.tasks:
+        available = sum(union.label_mask(i)[spec.target] for i in range(len(union)))
+        assert sum(s["has_label"][spec.target] for s in samples) == min(3, available)
+    ids = {s["meta"]["id"] for s in samples if s["meta"]["dataset"] == "voc2012"}
+    assert ids and not ids & {SEG_VAL, PARTS_VAL}
+    trivial = TrivialBaseline(rd.cfg.tasks, iter(samples))
+    rows = rd.evaluate(trivial, num_thresholds=3)
+    assert {t: set(r) for t, r in rows.items()} == {
+        s.name: set(COLUMNS[s.metric]) for s in rd.cfg.tasks
+    }
+    assert set(rd.evaluate(trivial, tasks=["saliency"], num_thresholds=3)) == {"saliency"}
+    # figure images: size x size, each test image once, the tasks' sets taken in turn
+    first = [rd.sample(i)["meta"]["dataset"] for i in range(len(rd.test))]
+    assert len(set(first)) == len(rd.test)  # seven tasks, seven different test sets
+    images = rd.images([0, 1, len(rd)])
+    assert images.shape == (3, 3, 32, 32)
+    assert torch.equal(images[2], images[0])  # indices wrap around the test images
+    keys = [(rd.sample(i)["meta"]["dataset"], rd.sample(i)["meta"]["id"]) for i in range(len(rd))]
+    assert len(keys) == len(set(keys))
+
+
+def test_results_data_real_names_a_missing_set(tmp_path):
+    from ubernet_lite.data.real import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError, match="download_"):
+        experiments.results_data("real", 32, eval_images=1, data_root=tmp_path)
+
+
+def test_series_dir_name_keeps_other_presets_and_data_apart():
+    from ubernet_lite.experiments import series_dir_name
+
+    assert series_dir_name("seven_task") == "seven_task"
+    assert series_dir_name("seven_task", "paper", "synthetic") == "seven_task-paper-synthetic"
+    assert series_dir_name("seven_task", "lite", "real") == "seven_task-lite-real"

@@ -21,6 +21,8 @@ from ubernet_lite.training.lowmem import (
     frozen_batchnorm_stats,
     multitask_backward_checkpoint,
     multitask_backward_lowmem,
+    release_values,
+    saved_storages,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -48,17 +50,14 @@ class StandIn(nn.Module):
     """Two checkpointable segments (conv-BN-ReLU-dropout, maxpool-conv-BN-ReLU), tap BNs,
     1x1 heads; a 'detection' head that draws random numbers (like the RPN's sampler)."""
 
-    def __init__(self, tasks, dropout=0.5):
+    def __init__(self, tasks, dropout=0.5, norm="batch"):
         super().__init__()
         self.cfg = _Cfg(tasks)
         self.trunk = nn.Module()
+        make = {"batch": nn.BatchNorm2d, "group": lambda c: nn.GroupNorm(2, c)}[norm]
         self.trunk.segments = nn.Sequential(
-            nn.Sequential(
-                nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(dropout)
-            ),
-            nn.Sequential(
-                nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU()
-            ),
+            nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), make(4), nn.ReLU(), nn.Dropout(dropout)),
+            nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), make(6), nn.ReLU()),
         )
         self.taps = nn.ModuleList([nn.BatchNorm2d(4), nn.BatchNorm2d(6)])
         self.heads = nn.ModuleDict(
@@ -175,6 +174,40 @@ def test_standin_grads_and_bn_equal_standard(detection, fn):
     torch.manual_seed(0)
     model = StandIn(standin_tasks(detection)).double().train()
     assert_same_step(model, standin_batch(), STANDARD, fn, loss_fn=standin_loss)
+
+
+def test_standin_with_groupnorm_in_the_segments_equals_standard():
+    """A trunk normalised with GroupNorm inside its blocks (no running statistics)."""
+    torch.manual_seed(0)
+    model = StandIn(standin_tasks(), norm="group").double().train()
+    assert any(isinstance(m, nn.GroupNorm) for m in model.trunk.segments.modules())
+    assert_same_step(
+        model, standin_batch(), STANDARD, multitask_backward_lowmem, loss_fn=standin_loss
+    )
+
+
+def test_release_values_frees_what_no_backward_reads():
+    """A BatchNorm output is read by nothing in the backward (BN saves its input): its storage
+    is released and the backward from it still gives the same gradient; the saved input (and
+    a tensor without grad_fn) are kept."""
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(2, 3, 3, padding=1).double(), nn.BatchNorm2d(3).double()
+    x = torch.rand(2, 2, 5, 5, dtype=torch.float64)
+    g = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    bn(conv(x)).backward(g)
+    ref = conv.weight.grad.clone()
+    conv.zero_grad(set_to_none=True)
+    needed = {}
+    with saved_storages(needed):
+        c = conv(x)
+        b = bn(c)
+    freed = release_values([b, c, x], needed, protect=[x])
+    assert freed == b.numel() * 8
+    assert b.untyped_storage().nbytes() == 0  # released
+    assert c.untyped_storage().nbytes() == c.numel() * 8  # saved by BN: kept
+    assert x.untyped_storage().nbytes() == x.numel() * 8  # an input: never touched
+    b.backward(g)
+    torch.testing.assert_close(conv.weight.grad, ref)
 
 
 def test_standin_dropout_is_replayed():

@@ -85,6 +85,36 @@ def test_widest_size_inverts_the_fitted_area_law():
     assert math.isnan(widest_size(sizes, peaks, 1e6))  # below the fixed cost
 
 
+def test_widest_measured_searches_by_measurement(monkeypatch):
+    """The read-off is searched by measuring: the first proposal (the peak taken proportional to
+    the pixels) underestimates a curve with a fixed part, and the search refines it."""
+    import argparse
+
+    from ubernet_lite.training import memory
+
+    def curve(side):  # flat then steep: no single parabola
+        return (100 + 0.001 * side**2) if side < 300 else 200 + 0.002 * side**2
+
+    calls = []
+
+    def fake_measure(preset, n, side, names, **k):
+        calls.append(side)
+        return {"low": {"peak": curve(side)}}
+
+    monkeypatch.setattr(memory, "measure", fake_measure)
+    sizes = [100, 200, 300]
+    budget = 540.0
+    rows = [(s, {"low": {"peak": curve(s)}, "standard": {"peak": budget}}) for s in sizes]
+    args = argparse.Namespace(device="cpu", batch_size=1, seed=0)
+    ((text, ok),) = memory._verify_widest(args, rows, "paper", 300)
+    true_widest = math.sqrt((budget - 200) / 0.002)  # 412.3
+    best = int(text.split("low-memory ")[1].split("x")[0])
+    assert ok and 0.97 * budget <= curve(best) <= budget
+    assert best <= true_widest < best + 6
+    assert 2 <= len(calls) <= 3  # the first proposal (357) was refined
+    assert memory.widest_measured("paper", sizes, [curve(s) for s in sizes], 300.0) is None
+
+
 def test_bench_batch_labels_every_target():
     batch = bench_batch(40, batch_size=2)
     assert batch["images"].shape == (2, 3, 40, 40)
@@ -100,6 +130,29 @@ def test_low_memory_peak_does_not_grow_with_tasks():
     assert r6["standard"]["peak"] > 1.2 * r1["standard"]["peak"]
     assert r6["low"]["peak"] <= 1.05 * r1["low"]["peak"]
     assert r6["low"]["peak"] < r6["standard"]["peak"]
+
+
+def test_low_memory_peak_at_seven_tasks_is_far_below_standard():
+    """A regression guard for Sec. 4's gain at a small lite setting (seven tasks, 64 px): the
+    tap values are released before the trunk's backward, the deep-supervision losses run one
+    output at a time and detection runs first. Before those, low was 0.58x standard here."""
+    r = measure("lite", 7, 64, ["standard", "low"])
+    assert r["low"]["peak"] < 0.4 * r["standard"]["peak"]
+    assert r["low"]["peak_with_grads"] >= r["low"]["peak"]
+
+
+def test_lowmem_breakdown_accounts_for_the_kept_tensors():
+    from ubernet_lite.training.memory import _model, lowmem_breakdown
+
+    model = _model("lite", bench_tasks(2), "cpu")
+    batch = bench_batch(48)
+    before = [b.clone() for b in model.buffers()]
+    b = lowmem_breakdown(model, batch)
+    # the taps B_i(C_i) and the raw C_i (anchors) have the same shapes; the anchors also hold
+    # the two smaller pyramid images (the full-size image is the caller's)
+    assert b["taps"] > 0 and b["tap_grads"] == b["taps"]
+    assert b["taps"] < b["anchors"] < 1.2 * b["taps"]
+    assert all(torch.equal(x, y) for x, y in zip(before, model.buffers(), strict=True))
 
 
 def test_memory_bench_quick(tmp_path, capsys):

@@ -480,3 +480,11 @@ def test_boundary_benchmark_runs_small(capsys):
     )
     assert 0.0 <= out["ODS"] <= 1.0 and out["seconds"] > 0
     assert "evaluation time" in capsys.readouterr().out
+
+
+def test_boundary_meter_rejects_non_finite_predictions():
+    meter = BoundaryMeter(num_thresholds=3)
+    pred = torch.zeros(1, 1, 8, 8)
+    pred[0, 0, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        meter.update(pred, torch.zeros(1, 8, 8, dtype=torch.uint8))

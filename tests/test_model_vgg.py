@@ -141,3 +141,49 @@ def test_receptive_fields_stride_8_and_large_fov(tv_vgg16):
     tv = vgg_mod.receptive_fields(tv_vgg16.features)
     assert tv[-2]["stride"] == 16 and rows["conv5_3"]["rf"] >= tv[-2]["rf"]
     assert rows["fc7"]["rf"] == rows["pool5"]["rf"] + 2 * 12 * 8  # fc6: 3x3, dilation 12, stride 8
+
+
+# ---- trunk normalisation (the lite preset's GroupNorm) ---------------------------------------
+
+
+def test_group_norm_trunk_puts_a_groupnorm_between_every_conv_and_its_relu():
+    from torch import nn
+
+    trunk = VGGTrunk(width=0.125, fc_channels=128, norm="group")
+    layers = [m for m in trunk.segments.modules() if not isinstance(m, nn.Sequential)]
+    convs = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 15
+    for i in convs:
+        assert isinstance(layers[i + 1], nn.GroupNorm)
+        assert layers[i + 1].num_channels == layers[i].out_channels
+        assert isinstance(layers[i + 2], nn.ReLU)
+    plain = VGGTrunk(width=0.125, fc_channels=128)
+    assert not any(isinstance(m, nn.GroupNorm) for m in plain.modules())
+    x = torch.rand(2, 3, 40, 40)
+    assert [t.shape for t in trunk(x)] == [t.shape for t in plain(x)]
+
+
+def test_group_norm_groups_keep_at_least_four_channels():
+    from ubernet_lite.model.vgg import group_norm
+
+    assert [group_norm(c).num_groups for c in (8, 16, 64, 128, 512, 6)] == [2, 4, 16, 32, 32, 1]
+
+
+def test_lite_preset_uses_group_norm_and_paper_preset_does_not():
+    from torch import nn
+
+    import ubernet_lite as ul
+
+    assert ul.UberNetConfig.lite().trunk_norm == "group"
+    assert ul.UberNetConfig.paper().trunk_norm == "none"
+    with pytest.raises(ValueError, match="trunk_norm"):
+        ul.UberNetConfig.lite(trunk_norm="batch")
+    model = ul.UberNet(ul.UberNetConfig.lite(tasks=["normals"]))
+    assert any(isinstance(m, nn.GroupNorm) for m in model.trunk.modules())
+
+
+def test_imagenet_weights_refuse_a_normalised_trunk():
+    with pytest.raises(ValueError, match="norm"):
+        load_vgg16_weights(VGGTrunk(width=1.0, fc_channels=1024, norm="group"), {})
+    with pytest.raises(ValueError, match="norm must be one of"):
+        VGGTrunk(norm="layer")

@@ -4,6 +4,8 @@ semantic boundaries, saliency, parts), determinism, disjoint splits and clear er
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,8 @@ from ubernet_lite.data.synthetic import (
     DIFFICULT_VISIBLE_SHARE,
     SPLITS,
     SynthWorld,
+    _boxes,
+    boundary_maps,
     render_sample,
     render_scene,
 )
@@ -250,3 +254,114 @@ def test_bad_input():
         world[3]
     with pytest.raises(TypeError):
         world["0"]
+
+
+# ----------------------------------------------------------------------------- the fast paths
+# The renderer and the label maps use sparse and packed shortcuts; these tests hold them to plain
+# dense reference computations and to the exact bits of samples rendered before the shortcuts.
+
+
+def _dense_boundary_maps(surface, depth, instances, semantic, K):
+    """Reference: the same rule as ``boundary_maps``, one dense comparison per neighbour pair."""
+    H, W = surface.shape
+    bnd = np.zeros((H, W), dtype=np.uint8)
+    sem = np.zeros((K + 1, H, W), dtype=np.uint8)
+    for dy, dx in ((1, 0), (0, 1)):
+        for y in range(H - dy):
+            for x in range(W - dx):
+                y2, x2 = y + dy, x + dx
+                if surface[y, x] == surface[y2, x2]:
+                    continue
+                py, px = (y2, x2) if depth[y2, x2] < depth[y, x] else (y, x)
+                bnd[py, px] = 1
+                if instances[y, x] != instances[y2, x2]:
+                    sem[semantic[y, x], py, px] = 1
+                    sem[semantic[y2, x2], py, px] = 1
+    return bnd, sem[1:]
+
+
+def test_boundary_maps_match_dense_reference():
+    rng = np.random.default_rng(0)
+    K = 3
+    for H, W in ((9, 9), (7, 12)):
+        inst = rng.integers(0, 4, (H, W))
+        surface = inst * 3 + rng.integers(0, 2, (H, W))  # two faces per instance
+        depth = rng.integers(1, 4, (H, W)).astype(np.float32)  # many ties
+        semantic = np.where(inst > 0, inst % K + 1, 0)
+        got = boundary_maps(surface, depth, inst, semantic, K)
+        ref = _dense_boundary_maps(surface, depth, inst, semantic, K)
+        for g, r in zip(got, ref, strict=True):
+            assert g.dtype == np.uint8 and np.array_equal(g, r)
+    one = np.zeros((5, 5), dtype=np.int64)  # a single surface: no boundary at all
+    b, sb = boundary_maps(one, np.ones((5, 5), np.float32), one, one, K)
+    assert not b.any() and not sb.any() and sb.shape == (K, 5, 5)
+
+
+def _box_reference(inst, n):
+    out = []
+    for i in range(1, n + 1):
+        ys, xs = np.nonzero(inst == i)
+        out.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return np.array(out, dtype=np.float32).reshape(n, 4)
+
+
+def test_boxes_every_path_matches_reference():
+    rng = np.random.default_rng(1)
+    for (H, W), n in (((16, 16), 5), ((12, 20), 5), ((16, 16), 40), ((30, 30), 70)):
+        inst = rng.integers(0, n + 1, (H, W))
+        inst.flat[: n + 1] = np.arange(n + 1)  # every instance present
+        ref = _box_reference(inst, n)
+        assert np.array_equal(_boxes(inst, n), ref)  # word bits, or bincount beyond 62
+        if n <= 32:
+            bits = np.where(inst > 0, np.left_shift(1, np.maximum(inst, 1) - 1), 0)
+            assert np.array_equal(_boxes(inst, n, bits), ref)
+    assert _boxes(np.zeros((4, 4), dtype=np.int64), 0).shape == (0, 4)
+
+
+def test_buffers_labels_are_lookups_of_the_surface():
+    scene, buf = render_scene(0, "train", 4, 64, "scene")
+    code = buf.code
+    assert np.array_equal(code & 0xFFF, buf.surface)
+    assert np.array_equal(buf.instance, (code >> 16) & 0xFF)
+    assert np.array_equal(buf.semantic, code >> 24)
+    assert np.array_equal(buf.part, (code >> 12) & 0xF)
+    # an object's first surface id follows its predecessor's surfaces
+    firsts = [int(o.surface[0]) for o in scene.objects]
+    assert firsts == sorted(firsts) and firsts[0] == len(scene.planes)
+    obj = scene.objects[0]
+    assert obj.spheres.shape == (obj.params.shape[1], 4)
+    assert obj.part.shape == (obj.params.shape[1],)
+
+
+#: sha256 (first 32 hex digits) over every target of a sample, recorded from the renderer before
+#: its speed-ups; a sample is a pure function of (seed, split, index, size, style). If the world is
+#: changed on purpose, update these (and the notebooks' stored data-set statistics).
+GOLDEN = {
+    ("scene", 3): "6ab5ae4320778e3ba3a4d552ed021ead",
+    ("indoor", 1): "f160454c7b752c634fd4412eda46b583",
+    ("msra", 2): "bb1005da4f2a59ff8776ae1e929a6b5b",
+}
+
+
+def test_samples_are_bit_identical_to_the_recorded_ones():
+    keys = ("image", "normals", "semantic", "parts", "instances", "boundaries",
+            "semantic_boundaries", "saliency", "boxes", "labels", "difficult")  # fmt: skip
+    for (style, idx), digest in GOLDEN.items():
+        s = render_sample(0, "train", idx, 64, style)
+        h = hashlib.sha256()
+        for k in keys:
+            h.update(s[k].numpy().tobytes())
+        assert h.hexdigest()[:32] == digest, (style, idx)
+
+
+def test_bench_measures_and_prints(capsys):
+    from ubernet_lite.data import bench
+
+    r = bench.measure(64, bench.CHUNK + 1)
+    assert r["n"] == bench.CHUNK + 1 and r["wall_s"] > 0
+    assert r["wall_rate"] > 0 and r["median_chunk_rate"] > 0
+    bench.main(["--sizes", "64", "--n", "3"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("SynthWorld benchmark: style=scene")
+    assert "64 px:" in out[1] and "samples/s wall-clock" in out[1]
+    assert "median over chunks" in out[2]

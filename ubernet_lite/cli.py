@@ -6,7 +6,16 @@ python -m ubernet_lite train --resume runs/demo/checkpoint.pt --steps 400      #
 python -m ubernet_lite evaluate --checkpoint runs/demo/checkpoint.pt --images 20
 python -m ubernet_lite predict --checkpoint runs/demo/checkpoint.pt --index 3 --out pred.png
 python -m ubernet_lite memory-bench [its own options]
+
+# the paper's real data sets (fetched with data_scripts/, under --data-root or $UBERNET_DATA)
+python -m ubernet_lite train --preset paper --data real --data-root ~/data/ubernet \
+    --device cuda --steps 20000 --out runs/paper
+python -m ubernet_lite evaluate --checkpoint runs/paper/checkpoint.pt --images 0   # all test images
 ```
+
+``--data real`` trains on the union of the real sets that carry the chosen tasks and evaluates
+each task on its test set (``ubernet_lite.data.real.TEST_SETS``); ``evaluate`` and ``predict``
+use the data a checkpoint was trained on unless ``--data`` says otherwise.
 """
 
 from __future__ import annotations
@@ -32,18 +41,17 @@ def _batch_sizes(text: str | None) -> dict[str, int] | None:
     return out
 
 
-def _config(name: str, tasks: str):
-    from .config import UberNetConfig
-    from .tasks import get_tasks
+def _config(name: str, tasks: str, data: str = "synthetic"):
+    """The preset's config for ``tasks`` in ``data``'s label space (real: VOC's 20 classes)."""
+    from .experiments import make_config
 
-    presets = {"lite": UberNetConfig.lite, "paper": UberNetConfig.paper}
+    presets = ("lite", "paper")
     if name not in presets:
-        raise SystemExit(f"error: --config must be one of {sorted(presets)}, got {name!r}")
+        raise SystemExit(f"error: --preset/--config must be one of {list(presets)}, got {name!r}")
     try:
-        specs = get_tasks(tasks)
+        return make_config(name, tasks=tasks, data=data)
     except KeyError as e:
         raise SystemExit(f"error: {e.args[0]}") from None
-    return presets[name](tasks=specs)
 
 
 def cmd_train(args) -> int:
@@ -57,11 +65,13 @@ def cmd_train(args) -> int:
         progress=not args.no_progress,
     )
     if args.resume:
+        if args.data_root is not None:
+            common["data_root"] = args.data_root
         trainer = Trainer.resume(args.resume, steps=args.steps, **common)
     else:
         if args.out is None:
             raise SystemExit("error: train needs --out FOLDER (or --resume CHECKPOINT)")
-        cfg = _config(args.config, args.tasks)
+        cfg = _config(args.config, args.tasks, args.data)
         trainer = Trainer(
             cfg,
             out=args.out,
@@ -78,6 +88,8 @@ def cmd_train(args) -> int:
             union_length=args.union_length,
             augment=not args.no_augment,
             seed=args.seed,
+            data=args.data,
+            data_root=args.data_root,
             **common,
         )
     trainer.run()
@@ -105,16 +117,44 @@ def _load_model(checkpoint: str, device: str):
     return model, cfg, size, state
 
 
+def _data_of(args, state) -> tuple[str, str | None]:
+    """``(data, data_root)``: the command line's, else the checkpoint's training data."""
+    settings = state["settings"]
+    data = args.data or settings.get("data", "synthetic")
+    root = args.data_root if args.data_root is not None else settings.get("data_root")
+    return data, root
+
+
 def cmd_evaluate(args) -> int:
     from torch.utils.data import Subset
 
     from .data import SynthWorld
     from .metrics import evaluate
 
-    model, cfg, size, _ = _load_model(args.checkpoint, args.device)
+    model, cfg, size, state = _load_model(args.checkpoint, args.device)
     tasks = cfg.task_names if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
-    world = SynthWorld(split=args.split, size=size, seed=args.seed)
-    rows = evaluate(model, Subset(world, range(min(args.images, len(world)))), tasks=tasks)
+    data, root = _data_of(args, state)
+    if data == "real":
+        from .training.real_data import check_real_config, evaluate_test_sets, real_test_subsets
+
+        check_real_config(cfg)
+        sets = real_test_subsets(cfg, tasks, root, args.images if args.images > 0 else None)
+        rows = evaluate_test_sets(
+            model, sets, side=size, device=args.device, num_thresholds=args.thresholds
+        )
+        for task, ds in sets.items():
+            print(f"{task:>20}: {len(ds)} images of {ds.dataset.name} {ds.dataset.split}")
+    else:
+        world = SynthWorld(split=args.split or "val", size=size, seed=args.seed)
+        n = min(args.images, len(world)) if args.images > 0 else len(world)
+        rows = evaluate(
+            model,
+            Subset(world, range(n)),
+            tasks=tasks,
+            device=args.device,
+            num_thresholds=args.thresholds,
+            progress=False,
+        )
     for task, cols in rows.items():
         print(f"{task:>20}  " + "  ".join(f"{k}={v:.4f}" for k, v in cols.items()))
     return 0
@@ -149,8 +189,13 @@ def prediction_figure(image, out: dict, cfg):
             n = torch.nn.functional.normalize(pred[0], dim=0)
             ax.imshow(((n + 1) / 2).permute(1, 2, 0).numpy())
         elif spec.kind == "multiclass":
+            k = spec.out_channels
             ax.imshow(
-                pred[0].argmax(0).numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest"
+                pred[0].argmax(0).numpy(),
+                cmap="tab10" if k <= 10 else "tab20",
+                vmin=0,
+                vmax=9 if k <= 10 else 19,
+                interpolation="nearest",
             )
         else:  # binary / multilabel: the largest probability
             ax.imshow(torch.sigmoid(pred[0]).amax(0).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -168,19 +213,31 @@ def cmd_predict(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .data import SynthWorld
+    from .data import SynthWorld, load_dataset
 
-    model, cfg, size, _ = _load_model(args.checkpoint, args.device)
-    world = SynthWorld(split=args.split, size=size, seed=args.seed)
-    if not 0 <= args.index < len(world):
-        raise SystemExit(f"error: --index must be in [0, {len(world)}) for the {args.split} split")
-    image = world[args.index]["image"]
+    model, cfg, size, state = _load_model(args.checkpoint, args.device)
+    data, root = _data_of(args, state)
+    if data == "real":
+        from .data.real import TEST_SETS
+        from .training.real_data import ShortestSidePredictor
+
+        name = args.dataset or TEST_SETS["detection"].name
+        split = args.split or next((t.split for t in TEST_SETS.values() if t.name == name), None)
+        images = load_dataset(name, root, split)
+        label = f"{name}_{images.split}"
+        model = ShortestSidePredictor(model, size)  # the image at its own size
+    else:
+        images = SynthWorld(split=args.split or "val", size=size, seed=args.seed)
+        label = args.split or "val"
+    if not 0 <= args.index < len(images):
+        raise SystemExit(f"error: --index must be in [0, {len(images)}) for the {label} split")
+    image = images[args.index]["image"]
     with torch.no_grad():
         out = model(image[None].to(args.device))
     fig = prediction_figure(
         image, {k: (v.cpu() if hasattr(v, "cpu") else v) for k, v in out.items()}, cfg
     )
-    path = Path(args.out or f"prediction_{args.split}_{args.index}.png")
+    path = Path(args.out or f"prediction_{label}_{args.index}.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -208,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="multi-task training on the synthetic union (async SGD)")
-    t.add_argument("--config", default="lite", help="lite (CPU) or paper")
+    t = sub.add_parser(
+        "train", help="multi-task training on the synthetic or the real union (async SGD)"
+    )
+    t.add_argument("--preset", "--config", dest="config", default="lite", help="lite or paper")
     t.add_argument("--tasks", default="all", help="comma-separated task names or 'all'")
     t.add_argument(
         "--steps", type=int, default=None, help="micro-batches to train for (default 100)"
@@ -233,21 +292,49 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=50)
     t.add_argument("--device", default="cpu")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--data",
+        choices=["synthetic", "real"],
+        default="synthetic",
+        help="the synthetic union, or the paper's real data sets (fetched with data_scripts/)",
+    )
+    t.add_argument(
+        "--data-root",
+        default=None,
+        help="root of the real data sets (default $UBERNET_DATA, else ~/data/ubernet)",
+    )
 
     for name, helptext in (
-        ("evaluate", "metrics on the synthetic val split"),
+        ("evaluate", "metrics on the synthetic val split or each task's real test set"),
         ("predict", "PNG of one image's outputs"),
     ):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("--checkpoint", required=True)
-        e.add_argument("--split", default="val")
+        e.add_argument("--split", default=None, help="synthetic split (default val)")
         e.add_argument("--seed", type=int, default=0)
         e.add_argument("--device", default="cpu")
+        e.add_argument(
+            "--data",
+            choices=["synthetic", "real"],
+            default=None,
+            help="default: the data the checkpoint was trained on",
+        )
+        e.add_argument("--data-root", default=None, help="root of the real data sets")
         if name == "evaluate":
-            e.add_argument("--images", type=int, default=20)
+            e.add_argument(
+                "--images", type=int, default=20, help="images per task (0 = the whole set)"
+            )
             e.add_argument("--tasks", default="all")
+            e.add_argument(
+                "--thresholds", type=int, default=99, help="boundary thresholds (99 = final)"
+            )
         else:
             e.add_argument("--index", type=int, default=0)
+            e.add_argument(
+                "--dataset",
+                default=None,
+                help="real data: a data set name of load_dataset (default voc2007, its test split)",
+            )
             e.add_argument(
                 "--out", default=None, help="PNG path (default prediction_<split>_<index>.png)"
             )

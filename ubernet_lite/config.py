@@ -5,7 +5,7 @@ Two presets share one code path (DESIGN.md):
 | preset    | trunk                                    | input               | pyramid  |
 | --------- | ---------------------------------------- | ------------------- | -------- |
 | paper()   | VGG-16, atrous conv5 + fc6/fc7 (LargeFOV) | shortest side 621   | 3 levels |
-| lite()    | same layer pattern, widths / 8           | 128 px              | 3 levels |
+| lite()    | same layer pattern, widths / 8, GroupNorm | 128 px             | 3 levels |
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ class UberNetConfig:
         rpn_*/box_*: settings of torchvision's RPN and RoI heads.
         roi_pool: "align" (torchvision MultiScaleRoIAlign) or "pool" (the paper's RoI pooling).
         detection_layer: which tap the detection branch reads ("C5" = conv5_3 or "C6" = fc7).
+        dropout: dropout after fc6 and fc7 (DeepLab's 0.5).
+        trunk_norm: ``"none"`` (VGG-16 as published, for ImageNet weights: the paper preset) or
+            ``"group"`` (GroupNorm after every trunk conv: the lite preset, trained from scratch).
         preset: name of the preset this config came from.
     """
 
@@ -57,6 +60,7 @@ class UberNetConfig:
     roi_pool: str = "align"
     detection_layer: str = "C6"
     dropout: float = 0.5
+    trunk_norm: str = "none"
     preset: str = "custom"
 
     def __post_init__(self):
@@ -66,6 +70,8 @@ class UberNetConfig:
             raise ValueError(f"task names must be unique, got {names}")
         if not self.pyramid_scales or any(s <= 0 or s > 1 for s in self.pyramid_scales):
             raise ValueError(f"pyramid_scales must be in (0, 1], got {self.pyramid_scales}")
+        if self.trunk_norm not in ("none", "group"):
+            raise ValueError(f"trunk_norm must be 'none' or 'group', got {self.trunk_norm!r}")
         if self.roi_pool not in ("align", "pool"):
             raise ValueError(f"roi_pool must be 'align' or 'pool', got {self.roi_pool!r}")
 
@@ -91,7 +97,8 @@ class UberNetConfig:
 
     @classmethod
     def lite(cls, tasks=None, **overrides) -> UberNetConfig:
-        """The CPU teaching setting: the same layer pattern at 1/8 width on 128 px images."""
+        """The CPU teaching setting: the same layer pattern at 1/8 width on 128 px images, with
+        GroupNorm in the trunk (it trains from random weights; see ``VGGTrunk``'s ``norm``)."""
         kw = dict(
             width=0.125,
             fc_channels=128,
@@ -103,6 +110,7 @@ class UberNetConfig:
             rpn_post_nms_top_n_test=100,
             rpn_batch_size_per_image=128,
             box_batch_size_per_image=64,
+            trunk_norm="group",
             preset="lite",
         )
         kw.update(overrides)

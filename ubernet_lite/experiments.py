@@ -8,9 +8,19 @@ is trained again.
 
 ```python
 cfg = make_config("lite", tasks="all")
-run = cached_run("seven_task", cfg, steps=200, micro_batch=2, image_size=64,
+run = cached_run("seven_task", cfg, steps=600, micro_batch=2, image_size=64,
                  batch_sizes=short_run_batch_sizes(cfg))
 run.model, run.history, run.cached
+```
+
+What the runs are evaluated on (notebooks 00 and 10): :func:`results_data` gives the synthetic test
+split, or with ``data="real"`` each task's own real test set, with one ``evaluate``, the samples the
+trivial baselines are fitted on and the figure images:
+
+```python
+test = results_data("real", image_size=64, eval_images=32, data_root="~/data/ubernet")
+rows = test.evaluate(run.model, num_thresholds=99)   # {task: {column: value}}
+images = test.images([0, 3, 5])                       # [3, 3, 64, 64] for the figure
 ```
 """
 
@@ -20,17 +30,23 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from .config import UberNetConfig
 from .paths import outputs_dir
 from .tasks import TASKS, VOC_CLASSES, VOC_TASKS, get_tasks
 from .training.trainer import CHECKPOINT, Trainer, load_checkpoint
 
 __all__ = [
+    "ResultsData",
     "cached_run",
     "make_config",
+    "results_data",
     "run_dir",
+    "series_dir_name",
     "series_run",
     "short_run_batch_sizes",
+    "single_run_name",
     "train_runs",
 ]
 
@@ -118,7 +134,7 @@ def cached_run(
         train: ``False`` only looks the run up: returns None where it would have to train.
         **kwargs: go to :class:`~ubernet_lite.training.Trainer` (``tasks``, ``micro_batch``,
             ``lr``, ``batch_sizes``, ``image_size``, ``memory``, ``optimizer``, ``device``,
-            ``progress``, ``eval_images`` ...).
+            ``progress``, ``eval_images``, ``data``, ``data_root`` ...).
 
     Returns:
         the trainer in eval mode (``trainer.model``, ``trainer.history``); ``trainer.cached``
@@ -192,7 +208,7 @@ def series_run(
     data: str = "synthetic",
     tasks="all",
     gammas: dict | None = None,
-    steps: int = 200,
+    steps: int = 600,
     image_size: int | None = 64,
     micro_batch: int = 2,
     memory: str = "standard",
@@ -204,30 +220,27 @@ def series_run(
 ) -> Trainer:
     """The runs of notebooks 00, 09 and 10, one definition so that they share one cache.
 
-    The defaults are the quick CPU run (64 px, 200 micro-batches of 2, B_p = 2 via
+    The defaults are the quick CPU run (64 px, 600 micro-batches of 2, B_p = 2 via
     :func:`short_run_batch_sizes`); ``preset="paper", image_size=None, short_batches=None``
     with more ``steps`` is the paper's setting (the paper's B_p, input size 621).
-    ``data="real"`` needs a Trainer that trains on the real union: the error says so.
+    ``data="real"`` trains on the paper's real data sets (a VOC-class config, 20 classes) under
+    ``data_root=...`` (a keyword going to the Trainer; default ``$UBERNET_DATA`` or
+    ``~/data/ubernet``); a missing set raises ``DatasetNotFoundError`` naming it and its
+    ``data_scripts/download_<set>.py``. A cached run of other data is never reused (``data`` is
+    one of the settings the cache compares; the data root is not).
+
+    The run lives in ``outputs/runs/<name>`` for the default preset and data (lite, synthetic)
+    and in ``outputs/runs/<name>-<preset>-<data>`` otherwise (:func:`series_dir_name`), so that a
+    paper-scale or real-data series never overwrites the quick synthetic runs' cache.
     """
-    import dataclasses
-    import inspect
-
-    from .training.trainer import TrainSettings
-
-    if data == "real":
-        fields = {f.name for f in dataclasses.fields(TrainSettings)}
-        if "data" not in fields and "data" not in inspect.signature(Trainer).parameters:
-            raise NotImplementedError(
-                "data='real': the Trainer trains on the synthetic union only so far; training on "
-                "the real data sets needs the Trainer's data option (ubernet_lite/training/"
-                "trainer.py). Use data='synthetic' meanwhile."
-            )
-        kwargs["data"] = "real"
+    if data not in ("synthetic", "real"):
+        raise ValueError(f"data must be 'synthetic' or 'real', got {data!r}")
+    kwargs["data"] = data
     cfg = make_config(preset, tasks=tasks, data=data, gammas=gammas)
     if short_batches:
         kwargs.setdefault("batch_sizes", short_run_batch_sizes(cfg, short_batches))
     return cached_run(
-        name,
+        series_dir_name(name, preset, data),
         cfg,
         steps=steps,
         image_size=image_size,
@@ -238,6 +251,12 @@ def series_run(
         lr=lr,
         **kwargs,
     )
+
+
+def series_dir_name(name: str, preset: str = "lite", data: str = "synthetic") -> str:
+    """The cache folder name of :func:`series_run`'s run ``name``: ``name`` itself for the lite
+    preset on synthetic data, else ``f"{name}-{preset}-{data}"``."""
+    return name if (preset, data) == ("lite", "synthetic") else f"{name}-{preset}-{data}"
 
 
 def _train_worker(job: tuple[str, dict, int]) -> str:
@@ -287,3 +306,239 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
                 bar.update(1)
     bar.close()
     return todo
+
+
+# --------------------------------------------------------------------------------------------
+# The test data of notebooks 00 and 10: the synthetic test split or the real test sets
+# --------------------------------------------------------------------------------------------
+
+
+def single_run_name(run_name: str, task: str, data: str = "synthetic") -> str:
+    """The cache name of notebook 10's single-task run of ``task`` beside the run ``run_name``.
+
+    The default synthetic run (``"seven_task"``) keeps the historical names ``single_<task>``;
+    any other run name or real data get ``<run_name>_single_<task>``, so that a real or
+    differently named series never overwrites the synthetic single-task caches.
+    """
+    if run_name == "seven_task" and data == "synthetic":
+        return f"single_{task}"
+    return f"{run_name}_single_{task}"
+
+
+class ResultsData:
+    """What notebooks 00 and 10 evaluate on and draw: the synthetic test split, or each task's
+    real test set (``data="real"``, ``training.real_data.real_test_subsets``).
+
+    Build it with :func:`results_data`. Attributes:
+        data: ``"synthetic"`` or ``"real"``.
+        size: the side of the images the network sees: the synthetic images' size, or the shorter
+            side real test images are resized to (``ShortestSidePredictor``); figure images are
+            ``size x size``.
+        cfg: the VOC-class (real) or synthetic config of the series' tasks.
+        test: synthetic: the first ``eval_images`` images of the test split (a ``Subset``);
+            real: ``{task: the first eval_images images of its test set labelled for it}``.
+        world: the whole synthetic test split (None with real data).
+        class_names: the object classes (figure legends).
+
+    Methods: :meth:`evaluate` (``{task: {column: value}}``), :meth:`baseline_samples` (the
+    training samples a :class:`~ubernet_lite.baselines.TrivialBaseline` is fitted on),
+    :meth:`sample` / :meth:`images` (figure images), :meth:`describe` / :meth:`caption`.
+    """
+
+    def __init__(self, data, size, cfg, test, world=None, root=None, class_names=()):
+        self.data, self.size, self.cfg, self.test = data, int(size), cfg, test
+        self.world, self.root, self.class_names = world, root, tuple(class_names)
+        self._pool: list[tuple] | None = None
+
+    # ---- evaluation ----------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        model,
+        tasks=None,
+        device: str = "cpu",
+        num_thresholds: int = 99,
+        progress: bool = False,
+    ) -> dict[str, dict[str, float]]:
+        """``{task: {column: value}}`` of ``model`` (or a ``TrivialBaseline``) on the test data.
+
+        Synthetic: ``ul.metrics.evaluate`` on :attr:`test`. Real: every task on its own test set
+        through ``training.real_data.evaluate_test_sets`` (the network sees each image at a
+        shorter side of :attr:`size`; metrics at the image's own size). ``tasks`` defaults to
+        the model's tasks.
+        """
+        if self.data == "synthetic":
+            from .metrics import evaluate
+
+            return evaluate(
+                model,
+                self.test,
+                tasks=tasks,
+                device=device,
+                num_thresholds=num_thresholds,
+                progress=progress,
+            )
+        from .training.real_data import evaluate_test_sets
+
+        names = list(tasks) if tasks is not None else list(model.cfg.task_names)
+        missing = [t for t in names if t not in self.test]
+        if missing:
+            raise KeyError(f"no real test set for tasks {missing}; this has {list(self.test)}")
+        sets = {t: self.test[t] for t in names}
+        return evaluate_test_sets(
+            model,
+            sets,
+            side=self.size,
+            device=device,
+            num_thresholds=num_thresholds,
+            progress=progress,
+        )
+
+    def baseline_samples(self, images: int):
+        """The training samples the trivial constants are fitted on (a generator of samples).
+
+        Synthetic: the first ``images`` images of the synthetic train split (all labels).
+        Real: for each task, the first ``images`` samples of the real training union (the
+        trainer's, test images left out) that carry it, at their own sizes; a sample drawn for
+        some tasks keeps only those tasks in ``has_label``, so that every task's constant sees
+        exactly its first ``images`` samples.
+        """
+        if images < 1:
+            raise ValueError(f"baseline images must be >= 1, got {images}")
+        if self.data == "synthetic":
+            from .data import SynthWorld
+
+            train = SynthWorld(split="train", size=self.size, seed=0)
+            return (train[i] for i in range(min(images, len(train))))
+        return self._real_baseline_samples(images)
+
+    def _real_baseline_samples(self, images: int):
+        from .training.real_data import real_training_union
+
+        targets = sorted({spec.target for spec in self.cfg.tasks})
+        union = real_training_union(set(targets), self.root)
+        chosen: dict[int, set[str]] = {}
+        for target in targets:
+            count = 0
+            for i in range(len(union)):
+                if count >= images:
+                    break
+                if union.label_mask(i)[target]:
+                    chosen.setdefault(i, set()).add(target)
+                    count += 1
+        for i in sorted(chosen):
+            sample = union[i]
+            sample["has_label"] = {
+                t: bool(v) and t in chosen[i] for t, v in sample["has_label"].items()
+            }
+            yield sample
+
+    # ---- figure images ---------------------------------------------------------------------
+
+    def _figure_pool(self) -> list[tuple]:
+        """Real: ``(dataset, index)`` of the test images, the tasks' sets interleaved (the first
+        image of each task's set, then the second, ...), each image once."""
+        if self._pool is None:
+            subsets = list(self.test.values())
+            pool, seen = [], set()
+            for r in range(max(len(s) for s in subsets)):
+                for s in subsets:
+                    if r < len(s):
+                        key = (id(s.dataset), s.indices[r])
+                        if key not in seen:
+                            seen.add(key)
+                            pool.append((s.dataset, s.indices[r]))
+            self._pool = pool
+        return self._pool
+
+    def __len__(self) -> int:
+        """Images :meth:`sample` picks from (synthetic: the evaluated test images)."""
+        return len(self.test) if self.data == "synthetic" else len(self._figure_pool())
+
+    def sample(self, index: int) -> dict:
+        """A test sample for a figure, ``size x size``: synthetic, image ``index`` of the test
+        split; real, image ``index`` (modulo their number) of the tasks' test images taken in
+        turn, resized to a shorter side of ``size`` and centre-cropped (labels with it)."""
+        if self.data == "synthetic":
+            return self.world[index]
+        from .data.real import real_transforms
+
+        pool = self._figure_pool()
+        dataset, i = pool[int(index) % len(pool)]
+        return real_transforms(self.size, augment=False)(dataset[i])
+
+    def images(self, indices) -> torch.Tensor:
+        """float [N, 3, size, size]: the images of :meth:`sample` for ``indices``."""
+        indices = list(indices)
+        if not indices:
+            raise ValueError("images: expected at least one index")
+        return torch.stack([self.sample(i)["image"] for i in indices])
+
+    # ---- text ----------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """One line: how many test images, at what size."""
+        if self.data == "synthetic":
+            return f"test images: {len(self.test)} of {len(self.world)}, {self.size} px"
+        parts = [f"{t} {len(s)} ({s.dataset.name} {s.dataset.split})" for t, s in self.test.items()]
+        return f"test images: {', '.join(parts)}; shorter side {self.size} px"
+
+    def caption(self) -> str:
+        """Where the numbers come from, for a results table's caption."""
+        if self.data == "synthetic":
+            return f"Synthetic test split, first {len(self.test)} images at {self.size} px"
+        sets = "; ".join(
+            f"{t}: {s.dataset.name} {s.dataset.split}, first {len(s)} images"
+            for t, s in self.test.items()
+        )
+        return f"Real test sets ({sets}), images at a shorter side of {self.size} px"
+
+    @property
+    def source(self) -> str:
+        """``"synthetic test split"`` or ``"real test sets"``."""
+        return "synthetic test split" if self.data == "synthetic" else "real test sets"
+
+
+def results_data(
+    data: str = "synthetic",
+    image_size: int | None = 64,
+    eval_images: int | None = None,
+    data_root=None,
+    preset: str = "lite",
+    tasks="all",
+) -> ResultsData:
+    """The test data of notebooks 00 and 10 (:class:`ResultsData`).
+
+    Args:
+        data: ``"synthetic"`` (the synthetic world's test split) or ``"real"`` (each task's test
+            set under ``data_root``, ``data.real.TEST_SETS``).
+        image_size: the network's input side (None: 128 px for synthetic data, the preset's
+            ``input_size`` for real data: 621 for the paper).
+        eval_images: the first images evaluated (per task for real data; None: all).
+        data_root: the real data sets' root (None: ``$UBERNET_DATA``, else ``~/data/ubernet``).
+        preset, tasks: the series' config (its tasks choose the real test sets).
+
+    A missing real set raises ``DatasetNotFoundError`` naming it and its download script.
+    """
+    from .tasks import SYNTH_CLASSES
+
+    if data not in ("synthetic", "real"):
+        raise ValueError(f"data must be 'synthetic' or 'real', got {data!r}")
+    if eval_images is not None and eval_images < 1:
+        raise ValueError(f"eval_images must be >= 1 or None, got {eval_images}")
+    cfg = make_config(preset, tasks=tasks, data=data)
+    if data == "synthetic":
+        from torch.utils.data import Subset
+
+        from .data import SynthWorld
+
+        size = image_size or 128
+        world = SynthWorld(split="test", size=size, seed=0)
+        n = len(world) if eval_images is None else min(eval_images, len(world))
+        test = world if eval_images is None else Subset(world, range(n))
+        return ResultsData(data, size, cfg, test, world=world, class_names=SYNTH_CLASSES)
+    from .training.real_data import real_test_subsets
+
+    size = image_size or cfg.input_size
+    test = real_test_subsets(cfg, cfg.task_names, data_root, eval_images)
+    return ResultsData(data, size, cfg, test, root=data_root, class_names=VOC_CLASSES)

@@ -5,28 +5,42 @@
 
 Prints, per image size, the rate in wall-clock time (what a training loop sees) and in the
 process's CPU time (what it would see on an idle machine; on a shared machine the two differ), with
-the machine's load average so that the numbers can be judged.
+the machine's load average so that the numbers can be judged, and on a second line the median of
+the wall-clock rates of chunks of :data:`CHUNK` samples (less sensitive to bursts of other
+processes; rendering stays single-threaded in one process).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 from .synth_scene import STYLES
 from .synthetic import SPLITS, SynthWorld
 
+#: Samples per chunk for the chunked (median) rate.
+CHUNK = 25
+
 
 def measure(size: int, n: int, style: str = "scene", split: str = "train", seed: int = 0) -> dict:
     """Render ``n`` samples of ``SynthWorld(split, size, seed, style=style)`` (after 3 warm-up
-    samples); returns ``{"size", "n", "wall_s", "cpu_s", "wall_rate", "cpu_rate"}``."""
+    samples); returns ``{"size", "n", "wall_s", "cpu_s", "wall_rate", "cpu_rate",
+    "median_chunk_rate"}``, the last the median of the wall-clock rates of consecutive chunks of
+    :data:`CHUNK` samples (a burst of other processes on a shared machine slows a few chunks only)."""
     world = SynthWorld(split=split, size=size, seed=seed, length=n + 3, style=style)
     for i in range(3):
         world[i]
+    chunk_rates = []
     w0, c0 = time.perf_counter(), time.process_time()
+    t = w0
     for i in range(3, n + 3):
         world[i]
+        if (i - 2) % CHUNK == 0:
+            now = time.perf_counter()
+            chunk_rates.append(CHUNK / (now - t))
+            t = now
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     return {
         "size": size,
@@ -35,6 +49,7 @@ def measure(size: int, n: int, style: str = "scene", split: str = "train", seed:
         "cpu_s": cpu,
         "wall_rate": n / wall,
         "cpu_rate": n / max(cpu, 1e-9),
+        "median_chunk_rate": statistics.median(chunk_rates) if chunk_rates else n / wall,
     }
 
 
@@ -60,6 +75,9 @@ def main(argv=None) -> list[dict]:
             f"  {size:4d} px: {r['wall_rate']:7.1f} samples/s wall-clock, "
             f"{r['cpu_rate']:7.1f} samples/s of process CPU time "
             f"({n} samples in {r['wall_s']:.2f} s; load average {load:.2f} on {os.cpu_count()} cores)"
+        )
+        print(
+            f"           median over chunks of {CHUNK}: {r['median_chunk_rate']:7.1f} samples/s wall-clock"
         )
         results.append(r)
     return results

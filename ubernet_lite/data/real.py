@@ -26,7 +26,9 @@ Bad files (a truncated JPEG/PNG, a ``.mat`` without a field): every loader takes
 readable one, and the file counted in ``dataset.skipped``). Nothing is ever silently filled in.
 
 The paper's union of these sets (Sec. 5 and the data-set table of the course slides) is
-:func:`diverse_union_real`.
+:func:`diverse_union_real`; :data:`TEST_SETS` / :func:`load_test_sets` name each target's test set
+(VOC 2007 test, VOC 2012 segmentation val, SBD val, PASCAL-Part val, PASCAL-S, BSDS500 test,
+NYUv2 test), and :func:`real_transforms` turns images of any size into square training crops.
 """
 
 from __future__ import annotations
@@ -485,6 +487,7 @@ def diverse_union_real(
     sbd_split: str = "trainval",
     require_all: bool = True,
     on_error: str = "raise",
+    exclude_ids: Iterable[str] = (),
 ) -> RealUnion:
     """The paper's training union of real data sets (Sec. 5), with its proportions.
 
@@ -514,6 +517,8 @@ def diverse_union_real(
             benchmark's test set, unseen).
         require_all: a missing set raises (default); else it is left out with a warning.
         on_error: the bad-file policy of every member.
+        exclude_ids: further VOC 2012 image ids to leave out of ``voc2012`` (e.g. the semantic
+            segmentation test images, :func:`voc2012_segmentation_val_ids`).
     """
     if split != "train":
         raise ValueError(
@@ -527,7 +532,7 @@ def diverse_union_real(
     for name in names:
         try:
             built[name] = _union_member(
-                name, root, hold_out_parts_test, sbd_split, on_error, require_all
+                name, root, hold_out_parts_test, sbd_split, on_error, require_all, exclude_ids
             )
         except DatasetNotFoundError as e:
             if require_all:
@@ -543,7 +548,13 @@ def diverse_union_real(
 
 
 def _union_member(
-    name: str, root, hold_out_parts_test: bool, sbd_split: str, on_error: str, require_all: bool
+    name: str,
+    root,
+    hold_out_parts_test: bool,
+    sbd_split: str,
+    on_error: str,
+    require_all: bool,
+    exclude_ids: Iterable[str] = (),
 ):
     if name == "voc2007":
         return load_dataset("voc2007", root, "trainval", on_error=on_error)
@@ -553,7 +564,7 @@ def _union_member(
 
         dataset_folder("voc2012", root)  # the images: without them there is no member
         base = data_root(root)
-        extras, exclude = [], set()
+        extras, exclude = [], set(exclude_ids)
         try:
             extras.append(SBDDataset(root=base, split=sbd_split, on_error=on_error))
         except DatasetNotFoundError as e:
@@ -563,7 +574,7 @@ def _union_member(
         try:
             extras.append(PascalPartsDataset(root=base, split="train", on_error=on_error))
             if hold_out_parts_test:
-                exclude = set(PascalPartsDataset(root=base, split="val", on_error=on_error).ids)
+                exclude |= set(PascalPartsDataset(root=base, split="val", on_error=on_error).ids)
         except DatasetNotFoundError as e:
             if require_all:
                 raise
@@ -583,3 +594,132 @@ def _union_member(
     if name == "bsds500":
         return load_dataset("bsds500", root, "trainval", on_error=on_error)
     raise ValueError(f"unknown union member {name!r}")  # pragma: no cover
+
+
+def members_for_targets(targets: Iterable[str]) -> list[str]:
+    """The union members (in :data:`PAPER_TABLE`'s order) that carry at least one of ``targets``,
+    e.g. ``["nyuv2"]`` for ``{"normals"}``: a run on some tasks needs only their data sets."""
+    targets = set(targets)
+    return [m for m, row in PAPER_TABLE.items() if targets & set(row)]
+
+
+def voc2012_segmentation_val_ids(root: str | os.PathLike | None = None) -> list[str]:
+    """The ids of VOC 2012's ``ImageSets/Segmentation/val.txt`` (the semantic segmentation test
+    set of :data:`TEST_SETS`), or ``[]`` where VOC 2012 or the list is not there."""
+    lst = data_root(root) / DATASETS["voc2012"].folder / "ImageSets" / "Segmentation" / "val.txt"
+    return read_id_list(lst, "voc2012") if lst.is_file() else []
+
+
+# ---------------------------------------------------------------------------------------------
+# The test sets (Sec. 5, Tables 2-8).
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSetInfo:
+    """Where a target is evaluated: ``load_dataset(name, root, split, **kwargs)``."""
+
+    name: str
+    split: str
+    kwargs: tuple[tuple[str, object], ...] = ()
+    note: str = ""
+
+
+#: The test set of each target. The paper's own test sets where their ground truth is public;
+#: VOC 2012 *test* (Table 3) has none, so semantic segmentation is tested on VOC 2012's
+#: segmentation val (which the trainer then leaves out of the training union).
+TEST_SETS: dict[str, EvalSetInfo] = {
+    "detection": EvalSetInfo("voc2007", "test", note="Table 2: VOC 2007 test"),
+    "semantic": EvalSetInfo(
+        "voc2012", "val", (("image_set", "segmentation"),), "Table 3 (VOC 2012 val for test)"
+    ),
+    "semantic_boundaries": EvalSetInfo("sbd", "val", note="Table 5: VOC 2010 val of SBD [22]"),
+    "parts": EvalSetInfo(
+        "pascal_parts", "val", note="Table 4: the held-out PASCAL-Part person set"
+    ),
+    "saliency": EvalSetInfo("pascal_s", "test", note="Table 6: PASCAL-S"),
+    "boundaries": EvalSetInfo("bsds500", "test", note="Table 7: BSDS500 test"),
+    "normals": EvalSetInfo("nyuv2", "test", note="Table 8: NYUv2 test (654 images)"),
+}
+
+
+def load_test_sets(
+    root: str | os.PathLike | None = None,
+    targets: Iterable[str] | None = None,
+    on_error: str = "raise",
+) -> dict[str, torch.utils.data.Dataset]:
+    """``{target: test data set}`` of :data:`TEST_SETS` for ``targets`` (default: all seven).
+
+    A set that is not under the root raises :class:`DatasetNotFoundError` naming it and the
+    script that fetches it. Samples keep their original sizes (evaluate with batch size 1, or
+    pad: ``collate`` records every image's size).
+    """
+    targets = list(TARGETS) if targets is None else list(targets)
+    unknown = [t for t in targets if t not in TEST_SETS]
+    if unknown:
+        raise KeyError(f"no test set for targets {unknown}; the targets are {list(TEST_SETS)}")
+    out = {}
+    for t in targets:
+        ts = TEST_SETS[t]
+        out[t] = load_dataset(ts.name, root, ts.split, on_error=on_error, **dict(ts.kwargs))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Transforms for images of any size.
+# ---------------------------------------------------------------------------------------------
+
+
+class ResizeShortestSide:
+    """Resize a sample (every label with it, :func:`ubernet_lite.data.transforms.resize`) so
+    that its shorter side is ``side`` pixels, keeping the aspect ratio (the paper's input
+    normalisation: shortest side 621)."""
+
+    def __init__(self, side: int):
+        if int(side) < 1:
+            raise ValueError(f"ResizeShortestSide: side must be >= 1, got {side}")
+        self.side = int(side)
+
+    def __call__(self, sample: dict, generator=None) -> dict:
+        from .transforms import resize
+
+        H, W = sample["image"].shape[-2:]
+        s = self.side / min(H, W)
+        return resize(sample, (max(1, round(H * s)), max(1, round(W * s))))
+
+    def __repr__(self) -> str:
+        return f"ResizeShortestSide(side={self.side})"
+
+
+class CenterCrop:
+    """The central ``size x size`` window of a sample (padded with 0 / 255 where it is smaller,
+    :func:`ubernet_lite.data.transforms.crop`)."""
+
+    def __init__(self, size: int):
+        if int(size) < 1:
+            raise ValueError(f"CenterCrop: size must be >= 1, got {size}")
+        self.size = int(size)
+
+    def __call__(self, sample: dict, generator=None) -> dict:
+        from .transforms import crop
+
+        H, W = sample["image"].shape[-2:]
+        return crop(sample, (H - self.size) // 2, (W - self.size) // 2, self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop(size={self.size})"
+
+
+def real_transforms(size: int, augment: bool = True):
+    """Training transforms for real images of any size and aspect ratio -> ``size x size``.
+
+    The image is first resized so that its shorter side is ``size``; then, with ``augment``,
+    :func:`~ubernet_lite.data.transforms.train_transforms` (a random scale in [0.75, 1.25], a
+    random ``size`` crop padded with 0 / ignore 255 where the image is smaller, a flip, colour
+    jitter); without it, the central ``size x size`` crop.
+    """
+    from .transforms import Compose, train_transforms
+
+    if not augment:
+        return Compose([ResizeShortestSide(size), CenterCrop(size)])
+    return Compose([ResizeShortestSide(size), *train_transforms(size=size).transforms])

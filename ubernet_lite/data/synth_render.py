@@ -6,17 +6,27 @@ direction ``d = ((u + 0.5 - size/2) / f, (v + 0.5 - size/2) / f, -1)``, focal le
 ``f = size / (2 tan(fov / 2))``. Because ``d_z = -1`` the ray parameter ``t`` of a hit *is* its
 depth, and the z-buffer compares ``t`` directly.
 
+The z-buffer holds one int64 *key* per pixel, ``bits(t) << 12 | surface id``: the bit pattern of
+a positive float32 orders like its value, so the smallest key is the nearest hit, and on a tie the
+lowest surface id wins (the plane or object drawn first, the first primitive of an object), just as
+a sequential strict ``t < depth`` test would decide. Merging a hit into the z-buffer is then one
+``np.minimum``; depth and surface id are split off the keys at the end.
+
 1. Planes (floor, walls): the camera is inside the room, so a pixel sees the plane with the
    largest *inverse* depth ``q = (n . d) / offset`` (from ``t = offset / (n . d)``), one full-image
-   operation per plane since ``n . d`` is separable in ``(u, v)``; planes are shaded right away.
+   operation per plane since ``n . d`` is separable in ``(u, v)``; without side walls ``q`` depends
+   on the row only and every plane owns a band of whole rows (depth per row). Planes are shaded
+   right away and start the z-buffer.
 2. Objects: each primitive is intersected in its local frame (ellipsoid: a unit sphere after
    scaling, with ``a``, ``b`` and the discriminant as quadratic polynomials of the pixel
    coordinates; box: slabs; can/cone: quadric plus cap), only over the pixel window it projects to
-   (bounding-box culling; the ten ellipsoids of a person as one batch ``[P, h, w]``), and z-tested
-   into the depth and surface-id buffers. Windows reach past the image border (by :data:`EXTEND`
-   image sizes) so that each object's unoccluded projected area can be counted (``difficult``).
-3. Deferred shading of all object pixels at once: every surface has a normal model
-   ``n = t (Q d) + w`` (the gradient of its implicit function: ``Q`` = 0 for flat faces), a texture
+   (bounding-box culling; all primitives of an object, e.g. the ten ellipsoids of a person, as one
+   batch ``[P, h, w]`` reduced to the nearest by a minimum over keys), and merged into the
+   z-buffer. Windows reach past the image border (by :data:`EXTEND` image sizes) so that each
+   object's unoccluded projected area can be counted (``difficult``).
+3. Deferred shading of all object pixels at once (gathered per pixel from the scene's surface
+   table): every surface has a normal model ``n = t (Q d) + w`` (the gradient of its implicit
+   function: ``Q`` = 0 for flat faces), a texture
    ``pattern = (floor(b1 . p + o1) + floor(b2 . p + o2)) mod 2`` of the camera-space hit point
    ``p = t d`` picking colour ``c0`` or ``c1``, and Lambertian shading
    ``albedo * (ambient + diffuse * max(0, n . light))``.
@@ -47,26 +57,42 @@ class Buffers:
 
     Attributes:
         depth: [H, W] float32 camera depth of the nearest hit.
-        surface: [H, W] int16 surface id (planes first, then each primitive's faces).
-        instance: [H, W] uint8 object index + 1 (0 for planes).
-        semantic: [H, W] uint8 class 1..K (0 for planes).
-        part: [H, W] uint8 person part 1..6 (0 elsewhere).
+        surface: [H, W] int64 (``np.intp``) surface id (planes first, then each primitive's
+            faces); the labels below are per-surface lookups of ``surface_code``.
         normal: [3, H, W] float32 unit normals, camera coordinates.
         image: [3, H, W] float32 shaded colour in [0, 1].
         full_area: [num_objects] int64, pixels of each object's unoccluded projection, counted on
             the image extended by :data:`EXTEND` sizes past its borders.
-        code: [H, W] int32 packed ``surface | part << 12 | instance << 16 | class << 24``.
+        surface_code: [S] int32 the scene's ``surface | part << 12 | instance << 16 | class << 24``
+            per surface id (``Scene.surface_code``).
+
+    Derived on access (one lookup each): ``code`` [H, W] int32 packed code,
+    ``instance`` [H, W] uint8 object index + 1 (0 for planes), ``semantic`` [H, W] uint8 class
+    1..K (0 for planes), ``part`` [H, W] uint8 person part 1..6 (0 elsewhere).
     """
 
     depth: np.ndarray
     surface: np.ndarray
-    instance: np.ndarray
-    semantic: np.ndarray
-    part: np.ndarray
     normal: np.ndarray
     image: np.ndarray
     full_area: np.ndarray
-    code: np.ndarray
+    surface_code: np.ndarray
+
+    @property
+    def code(self) -> np.ndarray:
+        return np.take(self.surface_code, self.surface)
+
+    @property
+    def instance(self) -> np.ndarray:
+        return np.take(((self.surface_code >> 16) & 0xFF).astype(np.uint8), self.surface)
+
+    @property
+    def semantic(self) -> np.ndarray:
+        return np.take((self.surface_code >> 24).astype(np.uint8), self.surface)
+
+    @property
+    def part(self) -> np.ndarray:
+        return np.take(((self.surface_code >> 12) & 0xF).astype(np.uint8), self.surface)
 
 
 def focal(scene: Scene, size: int) -> float:
@@ -112,32 +138,37 @@ def _local_dir(g, i, X, Y):
 def _t_ellipsoid(g, X, Y):
     k = ss.R_K
     X2, Y2, XY = X * X, Y * Y, X * Y
-    # a t^2 + 2 b t + cc = 0 with a, b, disc = b^2 - a cc quadratic polynomials in (X, Y)
-    a = ((g[k] * X2 + g[k + 1] * X + g[k + 2]) + (g[k + 3] * Y2 + g[k + 4] * Y)) + g[k + 5] * XY
-    b = (g[k + 6] * X + g[k + 8]) + g[k + 7] * Y
-    disc = ((g[k + 9] * X2 + g[k + 10] * X + g[k + 11]) + (g[k + 12] * Y2 + g[k + 13] * Y)) + g[
-        k + 14
-    ] * XY
-    t = np.sqrt(disc)  # NaN where the ray misses: every comparison with NaN is False
-    t += b
-    t /= a
-    np.negative(t, out=t)  # t = (-b - sqrt(disc)) / a, the nearer root
-    t[~(t > 0)] = _INF
-    return t, 0
+    # a t^2 + 2 b t + cc = 0 with a, b, disc = b^2 - a cc quadratic polynomials in (X, Y); the
+    # nearer root t = (-b - sqrt(disc)) / a = (b + sqrt(disc)) / (-a), and -a is evaluated with
+    # negated coefficients (IEEE rounding is symmetric, so this is exactly the negated a)
+    na = -g[k : k + 6]
+    neg_a = np.add(na[0] * X2 + na[1] * X + na[2], na[3] * Y2 + na[4] * Y)
+    neg_a += na[5] * XY
+    t = np.add(g[k + 9] * X2 + g[k + 10] * X + g[k + 11], g[k + 12] * Y2 + g[k + 13] * Y)
+    t += g[k + 14] * XY  # disc
+    np.sqrt(t, out=t)  # NaN where the ray misses: every comparison with NaN is False
+    t += (g[k + 6] * X + g[k + 8]) + g[k + 7] * Y  # + b
+    t /= neg_a
+    return np.where(t > 0, t, _INF), 0
 
 
 def _t_box(g, X, Y):
     tn = tf = None
     tns = []
     for i in range(3):
-        inv = _F(1.0) / _local_dir(g, i, X, Y)
+        inv = _local_dir(g, i, X, Y)
+        np.divide(_F(1.0), inv, out=inv)
         t1 = g[ss.R_K + 3 + i] * inv  # (-e - o) / d
-        t2 = g[ss.R_K + 6 + i] * inv  # (e - o) / d
-        lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
+        t2 = np.multiply(g[ss.R_K + 6 + i], inv, out=inv)  # (e - o) / d
+        lo = np.minimum(t1, t2)
+        hi = np.maximum(t1, t2, out=t1)
         tns.append(lo)
-        tn = lo if tn is None else np.maximum(tn, lo)
-        tf = hi if tf is None else np.minimum(tf, hi)
-    tn[~((tn <= tf) & (tn > 0))] = _INF
+        if tn is None:
+            tn, tf = lo, hi
+        else:
+            tn = np.maximum(tn, lo, out=None if i == 1 else tn)  # tns[0] stays intact
+            np.minimum(tf, hi, out=tf)
+    tn = np.where((tn <= tf) & (tn > 0), tn, _INF)
     # the entry face: on the axis whose slab is entered last, the side the camera is on
     faces = [(g[ss.R_O + i] < 0) + 2 * i for i in range(3)]  # [P, 1, 1] each
     face = np.where(tn == tns[0], faces[0], np.where(tn == tns[1], faces[1], faces[2]))
@@ -152,15 +183,14 @@ def _t_cylinder(g, X, Y):
     b = o[0] * d[0] + o[1] * d[1]
     t = (-b - np.sqrt(b * b - a * c)) / a
     z = o[2] + t * d[2]
-    t[~((t > 0) & (np.abs(z) <= h))] = _INF
+    t = np.where((t > 0) & (np.abs(z) <= h), t, _INF)
     if cap == 0:
         return t, 0
     tc = (cap * h - o[2]) / d[2]  # the cap facing the camera, at local z = cap * h
     x = o[0] + tc * d[0]
     y = o[1] + tc * d[1]
     use = (tc > 0) & (x * x + y * y <= r2) & (tc < t)
-    t[use] = tc[use]
-    return t, use * (1 if cap > 0 else 2)  # faces: 0 side, 1 top, 2 bottom
+    return np.where(use, tc, t), use * (1 if cap > 0 else 2)  # faces: 0 side, 1 top, 2 bottom
 
 
 def _t_cone(g, X, Y):
@@ -174,15 +204,14 @@ def _t_cone(g, X, Y):
     for root in ((-b - sq) / a, (-b + sq) / a):
         z = o[2] + root * d[2]
         good = (root > 0) & (z <= h) & (z >= -h) & (root < t)
-        t[good] = root[good]
+        t = np.where(good, root, t)
     if cap.item() == 0:
         return t, 0
     tc = (-h - o[2]) / d[2]  # the base, seen from below
     x = o[0] + tc * d[0]
     y = o[1] + tc * d[1]
     use = (tc > 0) & (x * x + y * y <= r2) & (tc < t)
-    t[use] = tc[use]
-    return t, use * 1  # faces: 0 side, 1 base
+    return np.where(use, tc, t), use * 1  # faces: 0 side, 1 base
 
 
 _INTERSECT = {
@@ -202,8 +231,9 @@ def render_buffers(scene: Scene, size: int) -> Buffers:
         return _render(scene, size)
 
 
-def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, image) -> None:
-    """Fill the buffers with the planes: the largest inverse depth q = (n . d) / offset wins."""
+def _planes(scene: Scene, size: int, coords: np.ndarray, normal, image) -> np.ndarray:
+    """Shade the planes into ``normal`` and ``image`` and return the z-buffer [H, W] (int64 keys,
+    see :func:`_keys`) they leave: the largest inverse depth q = (n . d) / offset wins."""
     X, Y = coords[None, :], coords[:, None]  # square image: rows and columns share coordinates
     L = scene.light
     amb, dif = scene.ambient, scene.diffuse
@@ -211,6 +241,7 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
     for pl in scene.planes:
         n, s = pl.normal, 1.0 / pl.offset
         coef.append((_F(n[0] * s), _F(n[1] * s), _F(n[2] * s)))
+    zbuf = np.empty((size, size), dtype=np.int64)
     if all(a == 0 for a, _, _ in coef):
         # no side walls: floor and back walls have n_x = 0, so q depends on the row only and each
         # plane owns a band of whole rows
@@ -225,8 +256,8 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
                 better = q > qmax
                 qmax = np.where(better, q, qmax)
                 owner[better] = k
-        depth[:] = (_F(1.0) / qmax)[:, None]
-        code[:] = owner[:, None]
+        t_row = _F(1.0) / qmax  # [H] depth of each row
+        zbuf[:] = _keys(t_row, owner)[:, None]
         bands = {}
         for k in range(len(coef)):
             rows = np.flatnonzero(owner == k)
@@ -235,6 +266,7 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
     else:
         bands = None
         qmax = None
+        code = np.empty((size, size), dtype=np.int64)
         for k, (a, b, c) in enumerate(coef):
             q = (a * X - c) + b * Y
             if qmax is None:
@@ -244,12 +276,14 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
                 better = q > qmax
                 np.copyto(qmax, q, where=better)
                 np.copyto(code, k, where=better)
-        np.divide(_F(1.0), qmax, out=depth)
+        depth = np.divide(_F(1.0), qmax, out=qmax)
+        zbuf = _keys(depth, code)
     for k, pl in enumerate(scene.planes):
         if bands is not None:
             if k not in bands:
                 continue
             (r0, r1), c0, c1, mw = bands[k], 0, size, None
+            t = t_row[r0:r1, None]  # [h, 1]: the depth is constant along a row
         else:
             m = code == k
             rows = np.flatnonzero(m.any(1))
@@ -261,9 +295,9 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
             mw = m[r0:r1, c0:c1]
             if mw.all():
                 mw = None
+            t = depth[r0:r1, c0:c1]
         win = (slice(None), slice(r0, r1), slice(c0, c1))
         shade = amb + dif * max(0.0, _dot3(pl.normal, L))
-        t = depth[r0:r1, c0:c1]
         pat = None
         for j in (0, 4):
             b, o = pl.waves[j : j + 3], pl.waves[j + 3]
@@ -273,7 +307,10 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
             bd *= t
             bd += _F(o)
             w = np.floor(bd, out=bd)
-            pat = w if pat is None else pat + w
+            if pat is None:
+                pat = w
+            else:
+                pat += w
         nrm = np.array(pl.normal, dtype=_F)[:, None, None]
         c0_ = np.array(pl.colours[0], dtype=np.float64) * shade
         col0 = c0_.astype(_F)[:, None, None]
@@ -293,64 +330,97 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, depth, code, normal, im
             np.copyto(normal[win], nrm, where=mw)
             rgb = col0 if pat is None else col0 + pat[None] * dcol[:, None, None]
             np.copyto(image[win], rgb, where=mw)
+    return zbuf
 
 
 def _dot3(a, b) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
+#: Columns of ``Scene.surface_table`` in the order :func:`_shade_objects` reads them: the rows of
+#: the symmetric Q (Q0. Q1. Q2.), w, the two texture waves side by side (x, y, z, offset) and the
+#: colours c0, c1 - c0.
+_SHADE_ROWS = [
+    ss.S_Q, ss.S_Q + 1, ss.S_Q + 2,  # Q00 Q01 Q02
+    ss.S_Q + 1, ss.S_Q + 3, ss.S_Q + 4,  # Q10 Q11 Q12
+    ss.S_Q + 2, ss.S_Q + 4, ss.S_Q + 5,  # Q20 Q21 Q22
+    ss.S_W, ss.S_W + 1, ss.S_W + 2,
+    ss.S_B1, ss.S_B2, ss.S_B1 + 1, ss.S_B2 + 1, ss.S_B1 + 2, ss.S_B2 + 2, ss.S_O1, ss.S_O2,
+    ss.S_C0, ss.S_C0 + 1, ss.S_C0 + 2, ss.S_DC, ss.S_DC + 1, ss.S_DC + 2,
+]  # fmt: skip
+
+
 def _shade_objects(scene: Scene, size: int, coords, n_planes: int, depth, code, normal, image):
-    """Deferred shading of every object pixel at once: normal, texture, Lambertian colour."""
-    W = size
-    code_f = code.reshape(-1)
-    idx = np.flatnonzero(code_f >= n_planes)  # code holds bare surface ids until the end
-    if idx.size == 0:
+    """Deferred shading of every object pixel at once: normal, texture, Lambertian colour.
+
+    The three normal components, the two texture waves and the three colour channels are each
+    computed as one [3, N] or [2, N] operation (elementwise, in the order of the equations)."""
+    rows, cols = np.nonzero(code >= n_planes)  # surfaces after the planes' belong to objects
+    if rows.size == 0:
         return
-    surf = code_f[idx]
-    t = depth.reshape(-1)[idx]
-    X = coords[idx % W]
-    Y = coords[idx // W]
-    G = np.take(scene.surface_table.T, surf, axis=1)  # [23, N], contiguous rows
-    q = G[ss.S_Q : ss.S_Q + 6]
-    # n = t (Q d) + w with d = (X, Y, -1), Q symmetric
-    n0 = t * (q[0] * X + q[1] * Y - q[2]) + G[ss.S_W]
-    n1 = t * (q[1] * X + q[3] * Y - q[4]) + G[ss.S_W + 1]
-    n2 = t * (q[2] * X + q[4] * Y - q[5]) + G[ss.S_W + 2]
-    inv = _F(1.0) / np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
-    nrm = np.stack((n0 * inv, n1 * inv, n2 * inv))
+    idx = rows * size + cols
+    surf = np.take(code, idx)
+    t = np.take(depth, idx)
+    X = np.take(coords, cols)
+    Y = np.take(coords, rows)
+    table = scene.surface_table.T[_SHADE_ROWS]  # [26, S]
+    G = np.take(table, surf, axis=1)  # [26, N], contiguous rows
+    # n = t (Q d) + w with d = (X, Y, -1): component k is t (Q_k0 X + Q_k1 Y - Q_k2) + w_k
+    n = G[0:3] * X
+    n += G[3:6] * Y
+    n -= G[6:9]
+    n *= t
+    n += G[9:12]
+    sq = n * n
+    inv = sq[0] + sq[1]
+    inv += sq[2]
+    np.sqrt(inv, out=inv)
+    np.divide(_F(1.0), inv, out=inv)
+    n *= inv  # unit normals [3, N]
     L = scene.light
-    lam = nrm[0] * _F(L[0]) + nrm[1] * _F(L[1]) + nrm[2] * _F(L[2])
-    shade = _F(scene.ambient) + _F(scene.diffuse) * np.maximum(lam, _F(0.0))
+    lam = n * np.array(L, dtype=_F)[:, None]
+    lam = lam[0] + lam[1] + lam[2]
+    shade = _F(scene.diffuse) * np.maximum(lam, _F(0.0), out=lam)
+    shade = _F(scene.ambient) + shade
     px, py = t * X, t * Y
-    b = G[ss.S_B1 : ss.S_O2 + 1]
-    w = np.floor(b[0] * px + b[1] * py - b[2] * t + b[3])
-    w += np.floor(b[4] * px + b[5] * py - b[6] * t + b[7])
+    # the two waves floor(b . p + o) at p = t d, as [2, N]
+    w = G[12:14] * px
+    w += G[14:16] * py
+    w -= G[16:18] * t
+    w += G[18:20]
+    np.floor(w, out=w)
+    w = w[0] + w[1]
     w *= _F(0.5)
     w -= np.floor(w)  # parity of the pattern / 2: 0 or 0.5
     w += w
-    rgb = G[ss.S_C0 : ss.S_C0 + 3] + w * G[ss.S_DC : ss.S_DC + 3]
+    rgb = G[23:26] * w
+    rgb += G[20:23]
     rgb *= shade
-    normal.reshape(3, -1)[:, idx] = nrm
+    normal.reshape(3, -1)[:, idx] = n
     image.reshape(3, -1)[:, idx] = rgb
 
 
 def _render(scene: Scene, size: int) -> Buffers:
+    if scene.num_surfaces > _SURFACE_MASK + 1:
+        raise ValueError(
+            f"a scene may have at most {_SURFACE_MASK + 1} surfaces, got {scene.num_surfaces}"
+        )
     f = focal(scene, size)
     H = W = size
     ext = math.floor(EXTEND * size)
     coords = _ray_coords(-ext, size + ext, size, f)  # pixel -ext .. size + ext - 1
     inner = coords[ext : ext + size]
 
-    depth = np.empty((H, W), dtype=_F)
-    code = np.empty((H, W), dtype=np.int32)  # surface ids while casting rays
     normal = np.empty((3, H, W), dtype=_F)
     image = np.empty((3, H, W), dtype=_F)
-    _planes(scene, size, inner, depth, code, normal, image)
+    # z-buffer of keys depth_bits << 12 | surface: the bits of a non-negative float32 order like
+    # its value, so the smallest key is the nearest hit and, on a tie, the lowest surface id (the
+    # plane or the object drawn first, the first primitive of an object)
+    zbuf = _planes(scene, size, inner, normal, image)
 
     full_area = np.zeros(len(scene.objects), dtype=np.int64)
     for idx, obj in enumerate(scene.objects):
         tab = obj.params
-        P = tab.shape[1]
         win = _window(obj.bounds, size, f)
         if win is None:
             continue
@@ -361,40 +431,42 @@ def _render(scene: Scene, size: int) -> Buffers:
         t_all, face = _INTERSECT[obj.kind](
             tab[:, :, None, None], X[None, None, :], Y[None, :, None]
         )
-        surf0 = obj.surface
-        if P == 1:
-            t = t_all[0]
-            surf = int(surf0[0]) + (face[0] if np.ndim(face) else face)
+        key = _keys(t_all, obj.surface[:, None, None] + face)
+        if key.shape[0] > 1:
+            key = key.min(axis=0)
         else:
-            k = t_all.argmin(axis=0)
-            t = t_all.min(axis=0)
-            if np.ndim(face):
-                surf = np.take_along_axis(face + surf0[:, None, None], k[None], axis=0)[0]
-            else:
-                surf = surf0[k]
-        hit = t < _INF
-        full_area[idx] = int(np.count_nonzero(hit))
+            key = key[0]
+        full_area[idx] = int(np.count_nonzero(key < _INF_KEY))
         iv0, iv1, iu0, iu1 = max(v0, 0), min(v1, H), max(u0, 0), min(u1, W)
         if iv0 >= iv1 or iu0 >= iu1:
             continue
-        crop = (slice(iv0 - v0, iv1 - v0), slice(iu0 - u0, iu1 - u0))
-        t = t[crop]
-        D = depth[iv0:iv1, iu0:iu1]
-        m = t < D
-        np.copyto(D, t, where=m)
-        np.copyto(code[iv0:iv1, iu0:iu1], surf[crop] if np.ndim(surf) else surf, where=m)
+        Z = zbuf[iv0:iv1, iu0:iu1]
+        np.minimum(Z, key[iv0 - v0 : iv1 - v0, iu0 - u0 : iu1 - u0], out=Z)
 
+    code = zbuf & _SURFACE_MASK  # [H, W] surface ids
+    np.right_shift(zbuf, _SURFACE_BITS, out=zbuf)
+    depth = zbuf.astype(np.int32).view(_F)
     _shade_objects(scene, size, inner, len(scene.planes), depth, code, normal, image)
     np.minimum(image, _F(1.0), out=image)
-    code = scene.surface_code[code]
     return Buffers(
         depth=depth,
-        surface=(code & 0xFFF).astype(np.int16),
-        instance=((code >> 16) & 0xFF).astype(np.uint8),
-        semantic=(code >> 24).astype(np.uint8),
-        part=((code >> 12) & 0xF).astype(np.uint8),
+        surface=code,
         normal=normal,
         image=image,
         full_area=full_area,
-        code=code,
+        surface_code=scene.surface_code,
     )
+
+
+#: Low bits of a z-buffer key holding the surface id (``Scene.surface_code`` keeps 12 as well).
+_SURFACE_BITS = 12
+_SURFACE_MASK = (1 << _SURFACE_BITS) - 1
+_INF_KEY = int(np.array(np.inf, dtype=_F).view(np.int32)) << _SURFACE_BITS
+
+
+def _keys(t: np.ndarray, surface) -> np.ndarray:
+    """int64 z-buffer keys ``bits(t) << 12 | surface`` of depths ``t`` (float32, > 0 or inf)."""
+    key = t.view(np.int32).astype(np.int64)
+    key <<= _SURFACE_BITS
+    key |= surface
+    return key

@@ -78,27 +78,48 @@ class SceneObject:
         kind: ``ellipsoid``, ``box``, ``cylinder`` or ``cone``.
         cls: class id 1..K.
         params: [ROWS[kind], P] float32 parameter table (module constants ``R_*``).
-        spheres: [P, 4] float64 bounding spheres (centre xyz, radius) in camera coordinates.
+        sphere_rows: P rows (centre xyz, radius) of bounding spheres in camera coordinates (as
+            built; the property ``spheres`` gives the [P, 4] float64 array).
         surface: [P] int64 first surface id of each primitive (face ``f`` is ``surface + f``).
-        part: [P] int64 person part of each primitive (0 for other classes).
+        part_ids: P person parts (0 for other classes; ``part`` gives the [P] int64 array).
         waves: how many texture waves its primitives use (0 plain, 1 stripes, 2 checks).
-        corners: [P, 8, 3] float64 corners of each primitive's local bounding box (camera
-            coordinates); None for ellipsoids.
+        corner_points: per primitive the 8 corners (xyz) of its local bounding box in camera
+            coordinates, None for ellipsoids (``corners`` gives the [P, 8, 3] float64 array).
         bounds: ``(xmin, xmax, ymin, ymax)`` of the object's projection in normalised image
             coordinates ``(x / -z, y / -z)`` (from the corners, or the bounding spheres of
             ellipsoids), or None if it reaches behind the camera. Pixel windows follow from them
             at any image size.
+
+    The renderer needs only ``kind``, ``params``, ``surface`` and ``bounds``; the arrays of the
+    other attributes are built on access.
     """
 
     kind: str
     cls: int
     params: np.ndarray
-    spheres: np.ndarray
+    sphere_rows: list
     surface: np.ndarray
-    part: np.ndarray
+    part_ids: list
     waves: int
-    corners: np.ndarray | None = None
+    corner_points: list | None = None
     bounds: tuple | None = None
+
+    @property
+    def spheres(self) -> np.ndarray:
+        """[P, 4] float64 bounding spheres (centre xyz, radius), camera coordinates."""
+        return np.array(self.sphere_rows, dtype=np.float64)
+
+    @property
+    def part(self) -> np.ndarray:
+        """[P] int64 person part of each primitive (0 for other classes)."""
+        return np.array(self.part_ids, dtype=np.int64)
+
+    @property
+    def corners(self) -> np.ndarray | None:
+        """[P, 8, 3] float64 corners of each primitive's local bounding box; None (ellipsoids)."""
+        if self.corner_points is None:
+            return None
+        return np.array(self.corner_points, dtype=np.float64)
 
 
 @dataclass
@@ -211,6 +232,7 @@ class _Builder:
         cp, sp = math.cos(pitch), math.sin(pitch)
         self.R = ((1.0, 0.0, 0.0), (0.0, -cp, sp), (0.0, sp, cp))
         self.cam = (0.0, cam_height, 0.0)
+        self.R_array, self.cam_array = np.array(self.R), np.array(self.cam)
         self.planes: list[Plane] = []
         self.objects: list[SceneObject] = []
         self.surfaces = 0
@@ -276,11 +298,27 @@ class _Builder:
         """``prims``: list of (centre_world, axes_world rows, size (3), part, texture)."""
         if kind == "ellipsoid" and len(prims) > 1:  # a person: numpy pays off
             return self._add_ellipsoids(cls, prims)
-        cols, spheres, surfaces, parts, corners = [], [], [], [], []
+        # The helpers _matvec, _dot, _mul and _add are written out inline below (same operations
+        # in the same order, so the same float64 values): this loop runs for every primitive.
+        (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = self.R
+        cam0, cam1, cam2 = self.cam
+        first = self.surfaces
+        inst = len(self.objects) + 1
+        rows, codes = self.surface_rows, self.surface_codes
+        cols, spheres, parts, corners = [], [], [], []
         waves = 0
         for centre, axes_w, size, part, tex in prims:
-            c = self.point(centre)
-            A = (self.vector(axes_w[0]), self.vector(axes_w[1]), self.vector(axes_w[2]))
+            v0, v1, v2 = centre[0] - cam0, centre[1] - cam1, centre[2] - cam2
+            c = (r00 * v0 + r01 * v1 + r02 * v2, r10 * v0 + r11 * v1 + r12 * v2,
+                 r20 * v0 + r21 * v1 + r22 * v2)  # fmt: skip
+            A = tuple(
+                (
+                    r00 * a0 + r01 * a1 + r02 * a2,
+                    r10 * a0 + r11 * a1 + r12 * a2,
+                    r20 * a0 + r21 * a1 + r22 * a2,
+                )
+                for a0, a1, a2 in axes_w
+            )
             if kind == "ellipsoid":
                 radius = max(size)
                 M = (
@@ -292,27 +330,29 @@ class _Builder:
                 half = size if kind == "box" else (size[0], size[0], size[2])
                 radius = math.sqrt(_dot(half, half))
                 M = A
-                ax = [_mul(A[i], half[i]) for i in range(3)]
-                corners.append(
-                    [
-                        _add(_add(_add(c, _mul(ax[0], sx)), _mul(ax[1], sy)), _mul(ax[2], sz))
-                        for sx in (-1.0, 1.0)
-                        for sy in (-1.0, 1.0)
-                        for sz in (-1.0, 1.0)
-                    ]
-                )
-            o = (-_dot(M[0], c), -_dot(M[1], c), -_dot(M[2], c))
+                (x0, x1, x2), (y0, y1, y2), (z0, z1, z2) = (_mul(A[i], half[i]) for i in range(3))
+                cs = []
+                for sx in (-1.0, 1.0):
+                    px = (c[0] + x0 * sx, c[1] + x1 * sx, c[2] + x2 * sx)
+                    for sy in (-1.0, 1.0):
+                        py = (px[0] + y0 * sy, px[1] + y1 * sy, px[2] + y2 * sy)
+                        for sz in (-1.0, 1.0):
+                            cs.append((py[0] + z0 * sz, py[1] + z1 * sz, py[2] + z2 * sz))
+                corners.append(cs)
+            c0_, c1_, c2_ = c
+            o = tuple(-(m[0] * c0_ + m[1] * c1_ + m[2] * c2_) for m in M)
             cam_waves = self.camera_waves(tex, A, c)
             kind_rows = _kind_rows(kind, o, size, M, c)
-            cols.append(
-                [*M[0], *M[1], *M[2], *o, *cam_waves, *tex[4], *_sub(tex[5], tex[4]), *kind_rows]
-            )
+            colour = (*tex[4], *_sub(tex[5], tex[4]))
+            cols.append([*M[0], *M[1], *M[2], *o, *cam_waves, *colour, *kind_rows])
             spheres.append((*c, radius * 1.001 + 1e-4))
-            surfaces.append(self.surfaces)
             parts.append(part)
             waves = max(waves, 2 if any(tex[2]) else (1 if any(tex[0]) else 0))
-            for Q, w in _normal_models(kind, A, c, size, kind_rows):
-                self.surface(Q, w, cam_waves, tex, part, cls)
+            code = part << 12 | inst << 16 | cls << 24
+            for Q, w in _normal_models(kind, A, c, size, kind_rows):  # Builder.surface, inline
+                rows.append([*Q, *w, *cam_waves, *colour])
+                codes.append(self.surfaces | code)
+                self.surfaces += 1
         if kind == "ellipsoid":
             pts = [
                 (cx + sx * r, cy + sy * r, cz + sz * r)
@@ -328,17 +368,17 @@ class _Builder:
             xs = [p[0] / -p[2] for p in pts]
             ys = [p[1] / -p[2] for p in pts]
             bounds = (min(xs), max(xs), min(ys), max(ys))
-        tab = np.array(cols, dtype=np.float64).T.astype(np.float32)
+        tab = np.array(cols, dtype=np.float32).T  # float64 values rounded once to float32
         self.objects.append(
             SceneObject(
                 kind,
                 cls,
                 np.ascontiguousarray(tab),
-                np.array(spheres),
-                np.array(surfaces),
-                np.array(parts, dtype=np.int64),
+                spheres,
+                np.arange(first, self.surfaces, FACES[kind], dtype=np.int64),
+                parts,
                 waves,
-                None if kind == "ellipsoid" else np.array(corners),
+                None if kind == "ellipsoid" else corners,
                 bounds,
             )  # fmt: skip
         )
@@ -348,60 +388,68 @@ class _Builder:
 
         The same quantities as the generic path (float64, then float32), computed with numpy."""
         P = len(prims)
-        R = np.array(self.R)
-        cw = np.array([p[0] for p in prims], dtype=np.float64)
-        c = np.einsum("ij,pj->pi", R, cw - np.array(self.cam))  # centres, camera frame
-        A = np.einsum("pkj,ij->pki", np.array([p[1] for p in prims], dtype=np.float64), R)
-        size = np.array([p[2] for p in prims], dtype=np.float64)
-        part = np.array([p[3] for p in prims], dtype=np.int64)
-        tex = [p[4] for p in prims]
+        R = self.R_array
+        # every input of the P primitives as one [P, 28] float64 table: centre (3), axes (9),
+        # size (3), texture a1 (3), o1, a2 (3), o2, colours c0 (3), c1 (3); operands of einsum are
+        # contiguous copies, as einsum's kernels depend on the memory layout
+        inp = np.array(
+            [
+                (*c, *ax[0], *ax[1], *ax[2], *sz, *t[0], t[1], *t[2], t[3], *t[4], *t[5])
+                for c, ax, sz, _, t in prims
+            ],
+            dtype=np.float64,
+        )
+        c = np.einsum("ij,pj->pi", R, inp[:, 0:3] - self.cam_array)  # centres, camera frame
+        A = np.einsum("pkj,ij->pki", np.ascontiguousarray(inp[:, 3:12]).reshape(P, 3, 3), R)
+        size = inp[:, 12:15]
+        parts = [p[3] for p in prims]
         M = A / size[:, :, None]
         o = -np.einsum("pij,pj->pi", M, c)
-        a1 = np.array([t[0] for t in tex], dtype=np.float64)
-        a2 = np.array([t[2] for t in tex], dtype=np.float64)
+        a1 = np.ascontiguousarray(inp[:, 15:18])
+        a2 = np.ascontiguousarray(inp[:, 19:22])
         b1 = np.einsum("pij,pi->pj", A, a1)  # A^T a: waves of local coordinates in the camera
         b2 = np.einsum("pij,pi->pj", A, a2)
-        o1 = np.array([t[1] for t in tex]) - np.einsum("pi,pi->p", b1, c)
-        o2 = np.array([t[3] for t in tex]) - np.einsum("pi,pi->p", b2, c)
-        c0 = np.array([t[4] for t in tex], dtype=np.float64)
-        dc = np.array([t[5] for t in tex], dtype=np.float64) - c0
+        o1 = inp[:, 18] - np.einsum("pi,pi->p", b1, c)
+        o2 = inp[:, 22] - np.einsum("pi,pi->p", b2, c)
+        c0 = inp[:, 23:26]
+        dc = inp[:, 26:29] - c0
         Q = np.einsum("pki,pkj->pij", M, M)
         B = np.einsum("pki,pk->pi", M, o)
         cc = np.einsum("pi,pi->p", o, o) - 1.0
         E = B[:, :, None] * B[:, None, :] - cc[:, None, None] * Q
         Qc = np.einsum("pij,pj->pi", Q, c)
-        waves = np.column_stack([b1, o1, b2, o2])
-        kind_rows = np.column_stack(
-            [
-                Q[:, 0, 0], -2 * Q[:, 0, 2], Q[:, 2, 2], Q[:, 1, 1], -2 * Q[:, 1, 2], 2 * Q[:, 0, 1],
-                B[:, 0], B[:, 1], -B[:, 2],
-                E[:, 0, 0], -2 * E[:, 0, 2], E[:, 2, 2], E[:, 1, 1], -2 * E[:, 1, 2], 2 * E[:, 0, 1],
-                Q.reshape(P, 9), Qc,
-            ]
-        )  # fmt: skip
-        tab = np.column_stack([M.reshape(P, 9), o, waves, c0, dc, kind_rows])
-        sym = Q[:, [0, 0, 0, 1, 1, 2], [0, 1, 2, 1, 2, 2]]
-        self.surface_rows.extend(np.column_stack([sym, -Qc, waves, c0, dc]).tolist())
-        surfaces = self.surfaces + np.arange(P)
+        waves = np.concatenate([b1, o1[:, None], b2, o2[:, None]], axis=1)
+        Qf, Ef = Q.reshape(P, 9), E.reshape(P, 9)
+        # quadratic-polynomial rows of _kind_rows("ellipsoid"): Q00, -2 Q02, Q22, Q11, -2 Q12,
+        # 2 Q01 (a), B0, B1, -B2 (b), the same entries of E (disc); scaling by +-1, +-2 is exact
+        quad = _QUAD_SCALE * Qf[:, _QUAD_ENTRIES]
+        disc = _QUAD_SCALE * Ef[:, _QUAD_ENTRIES]
+        tab = np.concatenate(
+            [M.reshape(P, 9), o, waves, c0, dc, quad, B * _B_SCALE, disc, Qf, Qc], axis=1
+        )
+        sym = Qf[:, _SYM_ENTRIES]
+        self.surface_rows.extend(np.concatenate([sym, -Qc, waves, c0, dc], axis=1).tolist())
+        first = self.surfaces
         inst = len(self.objects) + 1
-        self.surface_codes.extend((surfaces | part << 12 | inst << 16 | cls << 24).tolist())
+        self.surface_codes.extend(
+            (first + i) | part << 12 | inst << 16 | cls << 24 for i, part in enumerate(parts)
+        )
         self.surfaces += P
         radius = size.max(1) * 1.001 + 1e-4
-        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-        pts = (c[:, None, :] + signs[None] * radius[:, None, None]).reshape(-1, 3)
+        pts = (c[:, None, :] + _CORNER_SIGNS[None] * radius[:, None, None]).reshape(-1, 3)
         bounds = None
         if pts[:, 2].max() < -1e-3:  # all in front of the camera
             xs, ys = pts[:, 0] / -pts[:, 2], pts[:, 1] / -pts[:, 2]
             bounds = (float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max()))
-        n_waves = max(2 if any(t[2]) else (1 if any(t[0]) else 0) for t in tex)
+        n_waves = max(2 if any(p[4][2]) else (1 if any(p[4][0]) else 0) for p in prims)
         self.objects.append(
             SceneObject(
                 "ellipsoid",
                 cls,
                 np.ascontiguousarray(tab.T.astype(np.float32)),
-                np.column_stack([c, radius]),
-                surfaces,
-                part,
+                np.concatenate([c, radius[:, None]], axis=1),
+                np.arange(first, first + P, dtype=np.int64),
+                parts,
                 n_waves,
                 None,
                 bounds,
@@ -422,13 +470,20 @@ class _Builder:
             ambient=float(np.float32(0.3 + 0.15 * u())),
             diffuse=float(np.float32(0.55 + 0.2 * u())),
             num_surfaces=self.surfaces,
-            surface_table=np.asfortranarray(np.array(self.surface_rows).astype(np.float32)),
+            surface_table=np.asfortranarray(np.array(self.surface_rows, dtype=np.float32)),
             surface_code=np.array(self.surface_codes, dtype=np.int32),
             style=style,
         )
 
 
 _ZERO_Q = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+# Entries of a flattened 3x3 Q for the ellipsoid rows (see _kind_rows) and their exact scales.
+_QUAD_ENTRIES = [0, 2, 8, 4, 5, 1]  # Q00, Q02, Q22, Q11, Q12, Q01
+_QUAD_SCALE = np.array([1.0, -2.0, 1.0, 1.0, -2.0, 2.0])
+_B_SCALE = np.array([1.0, 1.0, -1.0])
+_SYM_ENTRIES = [0, 1, 2, 4, 5, 8]  # Q00 Q01 Q02 Q11 Q12 Q22
+#: [8, 3] the signs of a box's corners, x slowest.
+_CORNER_SIGNS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
 
 
 def _sym_outer(*terms):

@@ -109,7 +109,7 @@ def render_scene(
     for _ in range(100):
         scene = sample_scene(rng, style)
         buf = render_buffers(scene, size)
-        if buf.instance.any():
+        if int(buf.surface.max()) >= len(scene.planes):  # surfaces after the planes: objects
             return scene, buf
     raise RuntimeError(
         f"no visible object in 100 scenes (seed={seed}, split={split}, index={index})"
@@ -122,43 +122,62 @@ def boundary_maps(
     """Boundaries [H, W] and semantic boundaries [K, H, W] (uint8) from per-pixel labels.
 
     Between 4-neighbours on different ``surface`` ids the nearer pixel (smaller ``depth``, the
-    occluder) is marked; for pairs whose ``instances`` differ it is also marked in the channels
-    of both sides' classes (``semantic`` 1..K; 0 = background is dropped).
+    occluder; the first of the pair on a tie) is marked; for pairs whose ``instances`` differ it is
+    also marked in the channels of both sides' classes (``semantic`` 1..K; 0 = background is
+    dropped).
+
+    Sparse: one full-image comparison per direction finds the pairs on different surfaces (a few
+    percent of the pixels); depths, instances and classes are then read at those pairs only.
     """
     H, W = surface.shape
-    bnd = np.zeros((H, W), dtype=np.uint8)
-    sem = np.zeros((K + 1, H, W), dtype=np.uint8)
-    for a, b, dy, dx in (
-        ((slice(None, -1), slice(None)), (slice(1, None), slice(None)), 1, 0),
-        ((slice(None), slice(None, -1)), (slice(None), slice(1, None)), 0, 1),
-    ):
-        diff = surface[a] != surface[b]
-        second_nearer = depth[b] < depth[a]
-        mark_b = diff & second_nearer
-        bnd[b] |= mark_b
-        bnd[a] |= diff ^ mark_b
-        ys, xs = np.nonzero(instances[a] != instances[b])
-        if ys.size == 0:
-            continue
-        ys2, xs2 = ys + dy, xs + dx
-        second = second_nearer[ys, xs]
-        py = np.where(second, ys2, ys)  # the marked pixel of the pair
-        px = np.where(second, xs2, xs)
-        sem[semantic[ys, xs], py, px] = 1  # class of the first pixel of the pair
-        sem[semantic[ys2, xs2], py, px] = 1  # class of the second
-    return bnd, sem[1:]
+    HW = H * W
+    s = surface.ravel()
+    bnd = np.zeros(HW, dtype=np.uint8)
+    sem = np.zeros((K + 1) * HW, dtype=np.uint8)
+    vertical = np.flatnonzero(s[:-W] != s[W:])  # pairs (p, p + W)
+    horizontal = s[:-1] != s[1:]  # pairs (p, p + 1)
+    horizontal[W - 1 :: W] = False  # (last column, first column of the next row): not a pair
+    pa = np.concatenate((vertical, np.flatnonzero(horizontal)))
+    if pa.size:
+        pb = pa + W
+        pb[vertical.size :] -= W - 1
+        second = np.take(depth, pb) < np.take(depth, pa)
+        marked = np.where(second, pb, pa)  # the nearer pixel of each pair
+        bnd[marked] = 1
+        other = np.take(instances, pa) != np.take(instances, pb)
+        marked = marked[other]
+        sem[np.take(semantic, pa[other]) * HW + marked] = 1  # class of the first pixel of a pair
+        sem[np.take(semantic, pb[other]) * HW + marked] = 1  # class of the second
+    return bnd.reshape(H, W), sem.reshape(K + 1, H, W)[1:]
 
 
-def _boxes(inst: np.ndarray, n: int) -> np.ndarray:
-    """[n, 4] float32 xyxy extents (max index + 1) of instances 1..n of ``inst`` [H, W]."""
+def _boxes(inst: np.ndarray, n: int, bits: np.ndarray | None = None) -> np.ndarray:
+    """[n, 4] float32 xyxy extents (max index + 1) of instances 1..n of ``inst`` [H, W] (int).
+
+    Instance ``i`` sets bit ``i - 1`` of a per-pixel word (``bits`` [H, W], if given, holds these
+    words already); OR-reducing the words along rows and along columns gives every instance's
+    occupied rows and columns in two passes."""
     H, W = inst.shape
-    key = inst.astype(np.intp) * W
-    cols = np.bincount((key + np.arange(W)).ravel(), minlength=(n + 1) * W).reshape(n + 1, W)[1:]
-    key = inst.astype(np.intp) * H
-    rows = np.bincount((key + np.arange(H)[:, None]).ravel(), minlength=(n + 1) * H).reshape(
-        n + 1, H
-    )[1:]
-    cols, rows = cols > 0, rows > 0
+    if n == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    if n > 62:  # more instances than bits in a word: one bincount of (instance, column) pairs
+        key = inst.astype(np.intp)
+        cols = np.bincount((key * W + np.arange(W)).ravel(), minlength=(n + 1) * W)
+        rows = np.bincount((key * H + np.arange(H)[:, None]).ravel(), minlength=(n + 1) * H)
+        cols = cols.reshape(n + 1, W)[1:] > 0
+        rows = rows.reshape(n + 1, H)[1:] > 0
+    else:
+        if bits is None:
+            bits = np.where(inst > 0, np.left_shift(1, np.maximum(inst, 1) - 1, dtype=np.int64), 0)
+        shift = np.arange(n, dtype=np.int64)[:, None]
+        col_words = np.bitwise_or.reduce(bits, axis=0)  # [W]
+        row_words = np.bitwise_or.reduce(bits, axis=1)  # [H]
+        if H == W:  # square: columns and rows of all instances as one [2, n, W] array
+            occ = (np.stack((col_words, row_words))[:, None, :] >> shift) & 1
+            lo, hi = occ.argmax(2), W - occ[:, :, ::-1].argmax(2)  # [2, n] first, last + 1
+            return np.stack((lo[0], lo[1], hi[0], hi[1]), axis=1).astype(np.float32)
+        cols = (col_words >> shift) & 1 > 0  # [n, W]
+        rows = (row_words >> shift) & 1 > 0  # [n, H]
     x1 = cols.argmax(1)
     x2 = W - cols[:, ::-1].argmax(1)
     y1 = rows.argmax(1)
@@ -169,36 +188,57 @@ def _boxes(inst: np.ndarray, n: int) -> np.ndarray:
 def render_sample(seed: int, split: str, index: int, size: int = 128, style: str = "scene") -> dict:
     """Sample ``index`` of the world: a dict of tensors with all seven targets (module docstring)."""
     scene, buf = render_scene(seed, split, index, size, style)
+    sample = _targets(scene, buf)
+    sample["meta"] = {"dataset": "synthetic", "split": split, "index": int(index), "style": style}
+    return sample
+
+
+def _targets(scene: Scene, buf: Buffers) -> dict:
+    """The sample dict of a rendered scene: image, normals and every target, as tensors."""
     K = NUM_CLASSES
+    surf = buf.surface  # [H, W] surface ids; every label is a per-surface lookup
+    code = scene.surface_code.astype(np.int64)  # [S] class << 24 | inst << 16 | part << 12 | surf
 
     # instances: visible objects only, renumbered 1..N in scene order
     n_obj = len(scene.objects)
-    visible = np.bincount(buf.instance.ravel(), minlength=n_obj + 1)[1:]
-    keep = np.flatnonzero(visible > 0)
+    inst_of = (code >> 16) & 0xFF  # [S] object index + 1 of each surface (0: planes)
+    per_surface = np.bincount(surf.ravel(), minlength=code.size)
+    visible = np.bincount(inst_of, weights=per_surface, minlength=n_obj + 1)[1:].astype(np.int64)
+    keep = np.flatnonzero(visible > 0)  # visible pixels of object i - 1 > 0
     N = keep.size
-    if N == n_obj:
-        inst8 = buf.instance
-    else:
-        lut = np.zeros(n_obj + 1, dtype=np.uint8)
-        lut[keep + 1] = np.arange(1, N + 1)
-        inst8 = lut[buf.instance]
-
-    boundaries, sem_b = boundary_maps(buf.surface, buf.depth, inst8, buf.semantic, K)
+    renumber = np.zeros(n_obj + 1, dtype=np.int64)
+    renumber[keep + 1] = np.arange(1, N + 1)
+    # one lookup of a per-surface word: class << 56 | instance << 48 | bit << 8 | part, where
+    # bit = 1 << (instance - 1) marks the instance for the boxes (N <= 32)
+    word = ((code >> 24) << 56) | (renumber[inst_of] << 48) | ((code >> 12) & 0xF)
+    if N <= 32:
+        bit = np.zeros(n_obj + 1, dtype=np.int64)
+        bit[keep + 1] = np.left_shift(1, np.arange(N, dtype=np.int64))
+        word |= bit[inst_of] << 8
+    packed = np.take(word, surf)  # [H, W] int64
+    semantic = packed >> 56
+    instances = packed >> 48
+    instances &= 0xFF
+    parts = packed & 0xF
+    if N <= 32:
+        packed >>= 8
+        packed &= 0xFFFFFFFF  # the instance bits
+    boundaries, sem_b = boundary_maps(surf, buf.depth, instances, semantic, K)
 
     classes = np.array([scene.objects[i].cls for i in keep.tolist()], dtype=np.int64)
     vis = visible[keep]
     full = buf.full_area[keep]
     difficult = vis < DIFFICULT_VISIBLE_SHARE * np.maximum(full, 1)
     dominant = int(np.argmax(vis)) + 1  # ties: the first in scene order
-    saliency = (inst8 == dominant).view(np.uint8)
-    boxes = _boxes(inst8, N)
+    saliency = (instances == dominant).view(np.uint8)
+    boxes = _boxes(instances, N, packed if N <= 32 else None)
 
     return {
         "image": torch.from_numpy(buf.image),
         "normals": torch.from_numpy(buf.normal),
-        "semantic": torch.from_numpy(buf.semantic.astype(np.int64)),
-        "parts": torch.from_numpy(buf.part.astype(np.int64)),
-        "instances": torch.from_numpy(inst8.astype(np.int64)),
+        "semantic": torch.from_numpy(semantic),
+        "parts": torch.from_numpy(parts),
+        "instances": torch.from_numpy(instances),
         "boundaries": torch.from_numpy(boundaries),
         "semantic_boundaries": torch.from_numpy(sem_b),
         "saliency": torch.from_numpy(saliency),
@@ -206,7 +246,6 @@ def render_sample(seed: int, split: str, index: int, size: int = 128, style: str
         "labels": torch.from_numpy(classes),
         "difficult": torch.from_numpy(difficult),
         "has_label": {t: True for t in TARGETS},
-        "meta": {"dataset": "synthetic", "split": split, "index": int(index), "style": style},
     }
 
 

@@ -348,6 +348,11 @@ def _to_maps(pred, target, from_logits: bool, task: str):
             f"{task}: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ; "
             f"expected a target [B, H, W] = {tuple(pred.shape)}"
         )
+    if not bool(torch.isfinite(pred).all()):
+        raise ValueError(
+            f"{task}: the prediction holds NaN or infinite values (a diverged model?); "
+            "expected finite scores"
+        )
     t = target.long()
     bad = (t != 0) & (t != 1) & (t != 255)
     if bool(bad.any()):

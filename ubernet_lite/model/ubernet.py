@@ -118,7 +118,9 @@ class UberNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.specs: dict[str, TaskSpec] = {t.name: t for t in cfg.tasks}
-        self.trunk = VGGTrunk(cfg.width, cfg.fc_channels, cfg.fc6_dilation, cfg.dropout)
+        self.trunk = VGGTrunk(
+            cfg.width, cfg.fc_channels, cfg.fc6_dilation, cfg.dropout, norm=cfg.trunk_norm
+        )
         self.taps = TapNorms(self.trunk.tap_channels)  # B_1..B_6
         if cfg.detection_layer not in ("C5", "C6"):
             raise ValueError(f"detection_layer must be 'C5' or 'C6', got {cfg.detection_layer!r}")

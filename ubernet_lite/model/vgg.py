@@ -61,6 +61,19 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+#: Trunk normalisations of :class:`VGGTrunk`.
+NORMS: tuple[str, ...] = ("none", "group")
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm (Wu & He, ECCV 2018) with 32 groups, or fewer so that a group has >= 4 channels
+    (8 channels -> 2 groups, 64 -> 16, 128 -> 32); [B, C, H, W] -> [B, C, H, W]."""
+    groups = 32
+    while groups > 1 and (channels % groups or channels // groups < 4):
+        groups //= 2
+    return nn.GroupNorm(groups, channels)
+
+
 def _scaled(c: int, width: float) -> int:
     return max(1, int(round(c * width)))
 
@@ -73,6 +86,14 @@ class VGGTrunk(nn.Module):
         fc_channels: channels of fc6 and fc7 (1024 in DeepLab-LargeFOV).
         fc6_dilation: dilation of the 3x3 fc6 (12 in DeepLab-LargeFOV).
         dropout: dropout after fc6 and after fc7 (active in train mode only).
+        norm: ``"none"`` (VGG-16 as published; what ImageNet weights expect) or ``"group"``
+            (a GroupNorm between every conv and its ReLU, fc6/fc7 included: :func:`group_norm`).
+            The paper fine-tunes ImageNet/COCO-trained VGGs; the lite preset trains from random
+            weights (nothing may download), and without normalisation a raised loss weight
+            blows it up in its first steps (Table 9's gamma = 50 for normals gave NaN at step 9
+            at lr 0.01; with GroupNorm it trains). GroupNorm, not BatchNorm: its output does not
+            depend on the micro-batch (async SGD makes micro-batches as small as 1-2 images)
+            and it keeps no running statistics (so the recomputation of Sec. 4 needs no care).
 
     ``forward(x)``: RGB in [0, 1], [B, 3, H, W] -> list of six taps C_1..C_6, the ReLU outputs of
     conv1_2 [B, c1, H, W], conv2_2 [B, c2, H2, W2], conv3_3 [B, c3, H4, W4], conv4_3, conv5_3
@@ -90,14 +111,17 @@ class VGGTrunk(nn.Module):
         fc_channels: int = 1024,
         fc6_dilation: int = 12,
         dropout: float = 0.5,
+        norm: str = "none",
     ):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"VGGTrunk: norm must be one of {NORMS}, got {norm!r}")
         if width <= 0 or fc_channels < 1 or fc6_dilation < 1 or not 0 <= dropout < 1:
             raise ValueError(
                 f"VGGTrunk: expected width > 0, fc_channels >= 1, fc6_dilation >= 1, 0 <= dropout < 1; "
                 f"got {width}, {fc_channels}, {fc6_dilation}, {dropout}"
             )
-        self.width = width
+        self.width, self.norm = width, norm
         widths = [_scaled(c, width) for c in VGG16_WIDTHS]
         blocks = []
         c_in = 3
@@ -112,23 +136,24 @@ class VGGTrunk(nn.Module):
             dilation = 2 if b == 5 else 1  # conv5: atrous rate 2 after the stride-1 pool4
             for k in range(1, depth + 1):
                 layers[f"conv{b}_{k}"] = nn.Conv2d(c_in, c, 3, padding=dilation, dilation=dilation)
+                if norm == "group":
+                    layers[f"gn{b}_{k}"] = group_norm(c)
                 layers[f"relu{b}_{k}"] = nn.ReLU(inplace=True)
                 c_in = c
             blocks.append(nn.Sequential(layers))
         d = fc6_dilation
-        blocks.append(
-            nn.Sequential(
-                OrderedDict(
-                    pool5=nn.MaxPool2d(3, stride=1, padding=1),
-                    fc6=nn.Conv2d(c_in, fc_channels, 3, padding=d, dilation=d),
-                    relu6=nn.ReLU(inplace=True),
-                    drop6=nn.Dropout(dropout),
-                    fc7=nn.Conv2d(fc_channels, fc_channels, 1),
-                    relu7=nn.ReLU(inplace=True),
-                    drop7=nn.Dropout(dropout),
-                )
-            )
-        )
+        fc: OrderedDict[str, nn.Module] = OrderedDict()
+        fc["pool5"] = nn.MaxPool2d(3, stride=1, padding=1)
+        for name, conv in (
+            ("6", nn.Conv2d(c_in, fc_channels, 3, padding=d, dilation=d)),
+            ("7", nn.Conv2d(fc_channels, fc_channels, 1)),
+        ):
+            fc[f"fc{name}"] = conv
+            if norm == "group":
+                fc[f"gn{name}"] = group_norm(fc_channels)
+            fc[f"relu{name}"] = nn.ReLU(inplace=True)
+            fc[f"drop{name}"] = nn.Dropout(dropout)
+        blocks.append(nn.Sequential(fc))
         self.segments = nn.Sequential(*blocks)
         self.tap_names = TAP_NAMES
         self.tap_strides = TAP_STRIDES
@@ -207,6 +232,11 @@ def load_vgg16_weights(trunk: VGGTrunk, state_dict: dict[str, torch.Tensor]) -> 
         ValueError: the trunk is not full width, ``fc_channels`` does not divide 4096, or the
             state dict lacks a key / has a wrong shape (with the key named).
     """
+    if trunk.norm != "none":
+        raise ValueError(
+            f"VGG-16 weights were trained without normalisation layers; got a trunk with "
+            f"norm={trunk.norm!r} (use UberNetConfig(trunk_norm='none'), as the paper preset does)"
+        )
     if trunk.width != 1.0:
         raise ValueError(
             f"VGG-16 weights need a full-width trunk (width=1.0); got width={trunk.width}"

@@ -5,11 +5,12 @@
 * :class:`AsyncSGD` -- asynchronous SGD of Table 1 (per-group counters and accumulators).
 * :class:`SyncSGD` -- the synchronous baseline, SGD on masked minibatches (Eq. 3-5).
 * :class:`Trainer` / :func:`train` -- the training loop with logging, evaluation, checkpoints.
+* :func:`peak_memory` and the low-memory backward of Sec. 4 (``multitask_backward(memory="low")``).
+* ``real_data`` -- the paper's real data sets: union, test sets, evaluation at the images' size.
 """
 
-from importlib.util import find_spec
-
 from .async_sgd import AsyncSGD, SyncSGD, partition_parameters, poly_schedule, resolve_batch_sizes
+from .memory import peak_memory
 from .objective import (
     BACKWARD_MODES,
     TaskLosses,
@@ -19,26 +20,26 @@ from .objective import (
     register_backward,
     task_objective,
 )
+from .real_data import ShortestSidePredictor, evaluate_test_sets, real_test_subsets
 from .trainer import Trainer, train
 
 __all__ = [
     "AsyncSGD",
     "BACKWARD_MODES",
     "SyncSGD",
+    "ShortestSidePredictor",
     "TaskLosses",
     "Trainer",
+    "evaluate_test_sets",
     "labelled_tasks",
     "masked_objective",
     "multitask_backward",
     "partition_parameters",
+    "peak_memory",
     "poly_schedule",
+    "real_test_subsets",
     "register_backward",
     "resolve_batch_sizes",
     "task_objective",
     "train",
 ]
-
-if find_spec(__name__ + ".memory") is not None:  # owned by the low-memory backward (Sec. 4)
-    from .memory import peak_memory  # noqa: F401
-
-    __all__.append("peak_memory")

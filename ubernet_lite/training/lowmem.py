@@ -13,10 +13,22 @@ backward pass: ``2 N (L_C + T L_T)`` memory for a trunk of ``L_C`` layers and ``
     level, and the detection features) becomes a leaf ``detach().requires_grad_()``;
 (c) the task branches run one at a time: forward, masked loss (Eq. 1-2), backward into the
     leaves' ``.grad`` (which accumulate over tasks, since the objective is a sum) and into the
-    branch's own parameters; the branch's activations are freed before the next task starts;
-(d) the backward through the trunk, seeded with the accumulated tap gradients; one
-    ``autograd.backward`` per pyramid level (the levels share only weights), so that each
-    level's weight gradients land in ``.grad`` before the next level starts.
+    branch's own parameters; the branch's activations are freed before the next task starts.
+    Detection runs first (it reads a single tap, so its large RPN / RoI-head backward runs
+    before the dense branches have filled every tap's gradient), and a dense task's
+    deep-supervision losses (fused output and every scale's output, Sec. 2) are back-propagated
+    one output at a time, so only one output's loss activations are alive;
+(d) the values of the taps are released (only the branches read them; the trunk's backward
+    needs the anchors and what autograd saved, :func:`release_values`), then the backward
+    through the trunk, seeded with the accumulated tap gradients, one pyramid level at a time,
+    coarsest first (the levels share only weights): each level's weight gradients land in
+    ``.grad`` before the next level starts, and the tap gradients are handed to autograd
+    (:class:`_SeedGradients`) so that each is freed once its BatchNorm backward has used it.
+
+What stays alive (the low-memory peak): the anchors (the raw taps ``C_i`` of every level, which
+are the segments' inputs), the tap values ``B_i(C_i)`` during the branch phase, the tap
+gradients, and one branch (during the branch phase) or one recomputed segment with its
+backward's temporaries (during the trunk's backward).
 
 The objective, its masking (delta_{t,i}, Eq. 2), gammas and the sum over samples are those of
 :mod:`ubernet_lite.training.objective` (:func:`~.objective.task_objective`), so ``.grad`` equals
@@ -61,6 +73,8 @@ __all__ = [
     "frozen_batchnorm_stats",
     "multitask_backward_checkpoint",
     "multitask_backward_lowmem",
+    "release_values",
+    "saved_storages",
 ]
 
 
@@ -101,10 +115,27 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 
-def _checkpointed_forward(module: nn.Module, forward, *args, **kwargs):
-    """``forward(*args)`` under non-reentrant checkpointing, BN stats frozen while recomputing."""
+def _storage_key(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _note(store: dict, t: torch.Tensor) -> None:
+    """Record ``t``'s storage in ``store`` (storage key -> bytes)."""
+    storage = t.untyped_storage()
+    store[storage.data_ptr()] = storage.nbytes()
+
+
+def _checkpointed_forward(module: nn.Module, forward, *args, _anchors=None, **kwargs):
+    """``forward(*args)`` under non-reentrant checkpointing, BN stats frozen while recomputing.
+
+    ``_anchors``: a dict that receives the storages of the tensor inputs (the kept anchors).
+    """
     if not torch.is_grad_enabled():  # nothing will be recomputed: plain forward
         return forward(*args, **kwargs)
+    if _anchors is not None:
+        for a in args:
+            if torch.is_tensor(a):
+                _note(_anchors, a)
     return checkpoint(
         forward,
         *args,
@@ -116,12 +147,13 @@ def _checkpointed_forward(module: nn.Module, forward, *args, **kwargs):
 
 
 @contextmanager
-def checkpointed_modules(modules) -> Iterator[None]:
+def checkpointed_modules(modules, anchors: dict | None = None) -> Iterator[None]:
     """Inside the context, calling any of ``modules`` runs it under activation checkpointing.
 
     Each module keeps only its inputs (the *anchors*) for the backward pass; its internal
     activations (and max-pool's int64 indices) are dropped and recomputed when the backward
     pass reaches it. The modules' ``forward`` is wrapped for the duration of the context only.
+    ``anchors``: a dict that receives the storages of the kept inputs (storage key -> bytes).
     """
     modules = list(modules)
     patched = []
@@ -129,7 +161,7 @@ def checkpointed_modules(modules) -> Iterator[None]:
         for m in modules:
             own = m.__dict__.get("forward")  # an instance-level forward, if someone set one
             m.forward = functools.partial(
-                _checkpointed_forward, m, own or type(m).forward.__get__(m)
+                _checkpointed_forward, m, own or type(m).forward.__get__(m), _anchors=anchors
             )
             patched.append((m, own))
         yield
@@ -152,14 +184,28 @@ def trunk_segments(model) -> nn.Sequential:
     return segments
 
 
-def checkpointed_segments(model):
+def checkpointed_segments(model, anchors: dict | None = None):
     """Context: ``model.encode`` keeps only the borders of ``model.trunk.segments`` (Fig. 4a).
 
     With the six VGG blocks as segments, the kept anchors are the block inputs, i.e. the image
-    and the taps C_1..C_5 (which the branches need anyway); the 2-4 layers inside each block
-    (and max-pool's int64 indices) are recomputed once in the backward pass.
+    and the taps C_1..C_5; the 2-4 layers inside each block (and max-pool's int64 indices) are
+    recomputed once in the backward pass. ``anchors`` receives their storages (key -> bytes).
     """
-    return checkpointed_modules(trunk_segments(model))
+    return checkpointed_modules(trunk_segments(model), anchors)
+
+
+@contextmanager
+def saved_storages(store: dict) -> Iterator[None]:
+    """Context: ``store`` receives the storage (key -> bytes) of every tensor autograd saves for
+    backward (outside checkpointed regions, whose own saved tensors are dropped and recomputed).
+    """
+
+    def pack(t):
+        _note(store, t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,24 +245,79 @@ def _level_groups(feats, n: int) -> list[list[int]]:
     return groups
 
 
+def release_values(tensors, keep, protect=()) -> int:
+    """Free the storage of the cut tensors whose *values* the trunk's backward does not need.
+
+    After the branches have run, the trunk's backward needs only the gradients at the cut and
+    the tensors that autograd saved (``keep``: storage keys from :func:`saved_storages` and
+    the checkpoint anchors). A tap B_i(C_i) is read by the branches only (BatchNorm's backward
+    saves its input C_i, not its output), so its storage is released in place (``resize_(0)``;
+    the tensor keeps its shape and ``grad_fn``, which is all ``backward`` reads of a root).
+    Tensors without ``grad_fn`` (inputs, leaves) and those sharing storage with ``protect`` are
+    never touched. Returns the bytes released.
+    """
+    keep = set(keep) | {_storage_key(p) for p in protect if torch.is_tensor(p)}  # keys
+    freed = 0
+    for t in tensors:
+        if t is None or t.grad_fn is None:
+            continue
+        storage = t.untyped_storage()
+        if storage.data_ptr() in keep or storage.nbytes() == 0:
+            continue
+        freed += storage.nbytes()
+        storage.resize_(0)
+    return freed
+
+
+class _SeedGradients(torch.autograd.Function):
+    """The root of one trunk backward: hands over the accumulated tap gradients and forgets them.
+
+    ``torch.autograd.backward(tensors, grads)`` keeps its ``grads`` referenced until the whole
+    backward has finished, so every tap gradient of a level would stay alive next to the
+    gradients flowing through the trunk. This node returns the gradients from a one-shot box;
+    afterwards only autograd's buffers hold them, and each is freed as soon as the tap's
+    BatchNorm backward has consumed it.
+    """
+
+    @staticmethod
+    def forward(ctx, box, *tensors):
+        ctx.box = box
+        return tensors[0].new_zeros(())
+
+    @staticmethod
+    def backward(ctx, _grad):
+        grads = ctx.box.pop()
+        return (None, *grads)
+
+
 def _backward_into_trunk(trunk_tensors, leaves, groups=None) -> None:
     """(d): back-propagate the tap gradients accumulated at the leaves through the trunk.
 
-    One ``torch.autograd.backward`` per pyramid level (``groups``): the levels share only the
-    trunk's weights, so a level's weight gradients land in ``.grad`` before the next level
-    starts. One call for all levels would hold every level's weight gradients in autograd's
-    buffers until the last level is done (a parameter-sized extra set: 78 MiB for VGG-16).
+    One backward per pyramid level (``groups``), coarsest level first: the levels share only
+    the trunk's weights, so a level's weight gradients land in ``.grad`` before the next level
+    starts (one call for all levels would hold every level's weight gradients in autograd's
+    buffers until the last level is done: a parameter-sized extra set, 78 MiB for VGG-16), and
+    when the finest (largest) level runs, the coarser levels' anchors and gradients are gone.
+    The leaves' ``.grad`` are handed over (:class:`_SeedGradients`) and set to None.
     """
     groups = [list(range(len(leaves)))] if groups is None else groups
-    for group in groups:
-        pairs = [
-            (trunk_tensors[i], leaves[i].grad)
+    for group in reversed(groups):
+        idx = [
+            i
             for i in group
             # a tap that no branch used keeps grad None; a trunk without grad needs no backward
             if leaves[i].grad is not None and trunk_tensors[i].requires_grad
         ]
-        if pairs:
-            torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        if not idx:
+            continue
+        box = [[leaves[i].grad for i in idx]]
+        roots = [trunk_tensors[i] for i in idx]
+        for i in idx:
+            leaves[i].grad = None
+            trunk_tensors[i] = None
+        seed = _SeedGradients.apply(box, *roots)
+        del roots
+        seed.backward()
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,6 +357,59 @@ def _check_model(model) -> None:
     trunk_segments(model)
 
 
+def _supervised_outputs(spec, out, loss_fn) -> list[torch.Tensor] | None:
+    """The outputs whose losses add up to the task's loss, when they can be taken one at a time.
+
+    The default loss (``losses.task_loss``) of a dense task is a sum over the fused output and
+    every pyramid scale's output (deep supervision, Sec. 2): ``L = L(fused) + sum_s L(scale s)``.
+    Its terms can then be back-propagated one after the other, so that only one output's loss
+    activations are alive at a time (the MIL boundary loss keeps ~10 full-resolution maps per
+    output). ``None`` for a custom ``loss_fn`` (not known to be additive) and for detection.
+    """
+    if loss_fn is not None or spec.kind == "detection":
+        return None
+    scales = getattr(out, "scales", {}).get(spec.name)
+    fused = out.get(spec.name) if isinstance(out, dict) else None
+    if not scales or not torch.is_tensor(fused):
+        return None
+    return [fused, *scales]
+
+
+def _branch_step(model, spec, cut, batch, targets, loss_fn):
+    """(c) one task: branch forward, masked loss (Eq. 1-2), backward into the leaves' ``.grad``
+    (accumulated over tasks) and the branch's parameters. Returns ``(term, per_sample)``,
+    detached: nothing of the branch's graph survives the call."""
+    pred = model.decode(spec.name, cut, targets=targets if spec.kind == "detection" else None)
+    out = _task_outputs(spec.name, pred)
+    del pred
+    outputs = _supervised_outputs(spec, out, loss_fn)
+    if outputs is None:
+        term, per_sample = task_objective(spec, out, batch, loss_fn)
+        del out
+        if term.requires_grad:
+            term.backward()
+        return term.detach(), per_sample
+    del out
+    # deep supervision, one output's loss at a time: cut at the outputs, then one backward of
+    # the branch from all of them (Eq. 1: gamma_t sum_i delta_{t,i} sum_k L_t(y_k^i))
+    total, per_sample, grads = None, None, []
+    for y in outputs:
+        leaf = y.detach().requires_grad_(y.requires_grad)
+        term, ps = task_objective(spec, {spec.name: leaf}, batch, loss_fn)
+        if term.requires_grad:
+            term.backward()
+        term = term.detach()
+        total = term if total is None else total + term
+        per_sample = ps if per_sample is None else per_sample + ps
+        grads.append(leaf.grad)
+        del term, leaf
+    pairs = [(y, g) for y, g in zip(outputs, grads, strict=True) if g is not None]
+    del outputs, grads
+    if pairs:
+        torch.autograd.backward([y for y, _ in pairs], [g for _, g in pairs])
+    return total, per_sample
+
+
 # --------------------------------------------------------------------------------------------
 # the two backward schedules
 # --------------------------------------------------------------------------------------------
@@ -287,29 +441,27 @@ def multitask_backward_lowmem(
     targets = detection_targets(batch) if any(s.kind == "detection" for s in specs) else None
 
     # (a) trunk forward, keeping only the segment borders; tap BNs run (and update stats) once
-    with checkpointed_segments(model):
+    needed: dict = {}  # storages the trunk's backward reads: anchors and saved tensors
+    with checkpointed_segments(model, needed), saved_storages(needed):
         feats = model.encode(batch["images"])
     # (b) cut at the branch point
     trunk_tensors, leaves, cut = cut_features(feats)
     groups = _level_groups(feats, len(trunk_tensors))
     del feats
 
-    # (c) one branch at a time; its graph is freed by its own backward
+    # (c) one branch at a time; its graph is freed by its own backward. Detection first: it
+    # reads one tap only, so its large RPN / RoI-head backward runs before the dense branches
+    # have filled every tap's gradient (no branch draws random numbers after the trunk except
+    # the RPN's sampler, so the random stream is the standard one)
     total, per_sample = None, {}
-    for spec in specs:
-        pred = model.decode(spec.name, cut, targets=targets if spec.kind == "detection" else None)
-        term, per_sample[spec.name] = task_objective(
-            spec, _task_outputs(spec.name, pred), batch, loss_fn
-        )
-        del pred
-        if term.requires_grad:
-            term.backward()  # into the leaves' .grad (accumulated) and the branch's parameters
-        term = term.detach()
+    for spec in sorted(specs, key=lambda s: s.kind != "detection"):
+        term, per_sample[spec.name] = _branch_step(model, spec, cut, batch, targets, loss_fn)
         total = term if total is None else total + term
-        del term
     del cut
+    # the taps' values were for the branches only: keep their gradients, free the values
+    release_values(trunk_tensors, needed, protect=[batch["images"]])
 
-    # (d) one backward through the (checkpointed) trunk
+    # (d) one backward through the (checkpointed) trunk, level by level
     _backward_into_trunk(trunk_tensors, leaves, groups)
     return summarize(per_sample, batch, specs, total)
 

@@ -17,7 +17,22 @@ What it does per step (Sec. 3 of the paper):
 
 Outputs in ``out``: ``losses.csv`` (one row per step: each task's mean loss over its labelled
 samples, blank where the micro-batch had none), ``loss_curves.png``, ``eval.csv`` (periodic
-``ul.metrics.evaluate`` on the synthetic val split) and ``checkpoint.pt``.
+``ul.metrics.evaluate`` on the synthetic val split, or on each task's real test set) and
+``checkpoint.pt``.
+
+**Real data** (``data="real"``, issue 8): the union of the paper's real data sets under
+``data_root`` (``ubernet_lite.data.real.diverse_union_real``; only the members that carry a
+trained task), with a VOC-class config (``make_config(preset, data="real")``: 20 classes, six
+parts). Images of any size are resized to a shorter side of ``image_size``, then randomly
+scaled, cropped / padded (ignore 255) to ``image_size`` square and flipped
+(``data.real.real_transforms``). Each task is evaluated on its own test set
+(``data.real.TEST_SETS``: VOC 2007 test, VOC 2012 segmentation val, SBD val, the held-out
+PASCAL-Part set, PASCAL-S, BSDS500 test, NYUv2 test), one image at a time, the network seeing
+the image at a shorter side of ``image_size`` and its predictions resized back to the image's
+own size, so that the metrics compare with the original ground truth. To keep those test sets
+out of training, the union leaves out VOC 2012's segmentation val images (VOC 2012 val for
+semantic segmentation), the PASCAL-Part val images (parts), and takes SBD's labels from SBD
+train only (SBD val tests semantic boundaries).
 
 **Exact resumption.** Data are a pure function of ``(seed, epoch, index)``, and the checkpoint
 holds the model, the optimiser (every group's accumulator, counter, momentum), the sampler
@@ -44,8 +59,19 @@ import torch
 from ..config import UberNetConfig
 from .async_sgd import AsyncSGD, SyncSGD, poly_schedule
 from .objective import multitask_backward
+from .real_data import (
+    check_real_config,
+    evaluate_test_sets,
+    real_test_subsets,
+    real_training_union,
+)
 
 CHECKPOINT = "checkpoint.pt"
+
+#: The training data choices of :class:`TrainSettings`.
+DATA_CHOICES = ("synthetic", "real")
+#: Settings that say where data are, not what the run does: not compared when loading.
+LOCATION_SETTINGS = ("data_root",)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,9 +133,13 @@ class TrainSettings:
         schedule: ``"poly"`` (DeepLab's poly decay over the run's samples) or ``"constant"``.
         memory: ``multitask_backward``'s mode (``"standard"`` or ``"low"``).
         image_size: training crop side (default ``cfg.input_size``).
-        union_length: images in the synthetic union.
+        union_length: images in the synthetic union (unused with real data).
         augment: random scale, crop, flip and colour jitter.
         seed: the one seed of the run (model init, data, augmentation, dropout).
+        data: ``"synthetic"`` (the synthetic union) or ``"real"`` (the paper's real data sets).
+        data_root: the real data sets' root (None: ``$UBERNET_DATA``, else ``~/data/ubernet``).
+            A location, not a property of the run: checkpoints compare equal across roots, and
+            ``Trainer.resume(path, data_root=...)`` may move it.
     """
 
     tasks: list[str] | str = "all"
@@ -125,8 +155,12 @@ class TrainSettings:
     union_length: int = 1000
     augment: bool = True
     seed: int = 0
+    data: str = "synthetic"
+    data_root: str | None = None
 
     def check(self) -> None:
+        if self.data not in DATA_CHOICES:
+            raise ValueError(f"data must be one of {DATA_CHOICES}, got {self.data!r}")
         if self.optimizer not in ("async", "sync"):
             raise ValueError(f"optimizer must be 'async' or 'sync', got {self.optimizer!r}")
         if self.schedule not in ("poly", "constant"):
@@ -156,19 +190,32 @@ class MicroBatchStream:
         self._indices: list[int] | None = None
 
     def _epoch_indices(self) -> list[int]:
-        if self._indices is None:
+        empty = 0
+        while self._indices is None:
             self.sampler.set_epoch(self.epoch)
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
-            keep = [
-                i for i in self.sampler if any(self.union.label_mask(i)[t] for t in self.targets)
-            ]
-            if not keep:
+            keep = [i for i in self.sampler if self._labelled(i)]
+            if keep:
+                self._indices = keep
+                break
+            if empty == 0 and not any(self._labelled(i) for i in range(len(self.union))):
                 raise ValueError(
                     f"no sample of the union is labelled for the trained targets {sorted(self.targets)}"
                 )
-            self._indices = keep
+            # a small union drawn with replacement can miss its few labelled samples in an epoch
+            empty += 1
+            if empty >= 100:
+                raise ValueError(
+                    f"100 epochs in a row drew no sample labelled for {sorted(self.targets)}; "
+                    "expected the sampling proportions to give weight to the data sets that carry them"
+                )
+            self.epoch += 1
         return self._indices
+
+    def _labelled(self, i: int) -> bool:
+        mask = self.union.label_mask(i)
+        return any(mask[t] for t in self.targets)
 
     def next_indices(self) -> list[int]:
         idx = self._epoch_indices()
@@ -192,7 +239,7 @@ class MicroBatchStream:
 
 
 class Trainer:
-    """Multi-task training on the synthetic union with asynchronous SGD.
+    """Multi-task training on the synthetic union (or the real one) with asynchronous SGD.
 
     Args:
         cfg: the network's :class:`~ubernet_lite.UberNetConfig` (``UberNetConfig.lite()``).
@@ -207,7 +254,12 @@ class Trainer:
         progress: show a tqdm bar.
         prefetch: render the next micro-batch in a background thread during the step.
         world: the union's world factory (default the synthetic world; tests pass stand-ins).
-        **settings: fields of :class:`TrainSettings` (tasks, micro_batch, optimizer, lr, ...).
+        **settings: fields of :class:`TrainSettings` (tasks, micro_batch, optimizer, lr, ...,
+            ``data="real"`` and ``data_root`` for the paper's real data sets).
+
+    With ``data="real"`` the data sets are opened (file lists only) before anything else: a
+    missing one raises ``DatasetNotFoundError`` naming it and ``data_scripts/download_<set>.py``;
+    with ``eval_images`` the test sets of the trained tasks must be there too.
     """
 
     def __init__(
@@ -265,17 +317,34 @@ class Trainer:
         size = s.image_size or cfg.input_size
         self.image_size = size
 
+        targets = {cfg.task(t).target for t in self.tasks}
+        if s.data_root is not None:  # absolute, so that a resume from elsewhere finds it
+            s.data_root = os.path.abspath(os.path.expanduser(str(s.data_root)))
+        self._val_sets = None
+        if s.data == "real":
+            if world is not None:
+                raise ValueError(
+                    "world= replaces the synthetic world; it cannot be combined with data='real'"
+                )
+            check_real_config(cfg)
+            # the data sets are checked before the model is built: a missing one fails at once
+            self.union = real_training_union(targets, s.data_root)
+            if self.eval_images:
+                self._val_sets = real_test_subsets(cfg, self.tasks, s.data_root, self.eval_images)
+            dataset = data.TransformedDataset(
+                self.union, data.real.real_transforms(size, augment=s.augment), seed=s.seed
+            )
+        else:
+            self.union = data.diverse_union(
+                split="train", size=size, seed=s.seed, length=s.union_length, world=world
+            )
+            dataset = self.union
+            if s.augment:
+                dataset = data.TransformedDataset(
+                    self.union, data.train_transforms(size=size), seed=s.seed
+                )
         torch.manual_seed(s.seed)
         self.model = UberNet(cfg).to(device)
-        self.union = data.diverse_union(
-            split="train", size=size, seed=s.seed, length=s.union_length, world=world
-        )
-        dataset = self.union
-        if s.augment:
-            dataset = data.TransformedDataset(
-                self.union, data.train_transforms(size=size), seed=s.seed
-            )
-        targets = {cfg.task(t).target for t in self.tasks}
         self.stream = MicroBatchStream(self.union, targets, s.micro_batch, s.seed, dataset=dataset)
         self.dataset = dataset
         schedule = None
@@ -377,9 +446,16 @@ class Trainer:
     # ---- evaluation -------------------------------------------------------------------------
 
     def val_dataset(self):
-        """The first ``eval_images`` images of the synthetic val split."""
+        """The first ``eval_images`` images of the synthetic val split; with real data a dict
+        ``{task: the first eval_images images of its test set labelled for it}``."""
         from torch.utils.data import Subset
 
+        if self.settings.data == "real":
+            if self._val_sets is None:
+                self._val_sets = real_test_subsets(
+                    self.cfg, self.tasks, self.settings.data_root, self.eval_images
+                )
+            return self._val_sets
         if self.world is not None:
             world = self.world(
                 split="val", size=self.image_size, seed=self.settings.seed, style="scene"
@@ -391,21 +467,31 @@ class Trainer:
         return Subset(world, range(min(self.eval_images, len(world))))
 
     def evaluate(self) -> dict:
-        """``ul.metrics.evaluate`` on the val split; the RNG streams of training are untouched."""
+        """``ul.metrics.evaluate`` on the val split (real data: each task on its test set, see
+        :func:`evaluate_test_sets`); the RNG streams of training are untouched."""
         from ..metrics import evaluate
 
         with torch.random.fork_rng(devices=[]):
             state = (np.random.get_state(), random.getstate())
             self.model.eval()
             try:
-                rows = evaluate(
-                    self.model,
-                    self.val_dataset(),
-                    tasks=self.tasks,
-                    device=self.device,
-                    num_thresholds=self.eval_thresholds,
-                    progress=False,
-                )
+                if self.settings.data == "real":
+                    rows = evaluate_test_sets(
+                        self.model,
+                        self.val_dataset(),
+                        side=self.image_size,
+                        device=self.device,
+                        num_thresholds=self.eval_thresholds,
+                    )
+                else:
+                    rows = evaluate(
+                        self.model,
+                        self.val_dataset(),
+                        tasks=self.tasks,
+                        device=self.device,
+                        num_thresholds=self.eval_thresholds,
+                        progress=False,
+                    )
             finally:
                 self.model.train()
                 np.random.set_state(state[0])
@@ -509,11 +595,12 @@ class Trainer:
                 f"checkpoint {path} is from another config (differs in {_diff(theirs, mine)}); "
                 "build the Trainer with the checkpoint's config, e.g. Trainer.resume(path)"
             )
-        mine_s = dataclasses.asdict(self.settings)
-        if state["settings"] != mine_s:
+        theirs_s = comparable_settings(state["settings"])
+        mine_s = comparable_settings(dataclasses.asdict(self.settings))
+        if theirs_s != mine_s:
             raise ValueError(
                 f"checkpoint {path} was trained with other settings (differs in "
-                f"{_diff(state['settings'], mine_s)}); use Trainer.resume(path) to keep them"
+                f"{_diff(theirs_s, mine_s)}); use Trainer.resume(path) to keep them"
             )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
@@ -529,12 +616,17 @@ class Trainer:
         """A trainer rebuilt from a checkpoint's config and settings, continuing where it stopped.
 
         ``steps`` (default: the original run's) and ``out`` / ``eval_*`` / ``device`` / ``world``
-        may be given. A different ``steps`` changes the poly schedule from here on.
+        / ``data_root`` may be given. A different ``steps`` changes the poly schedule from here on.
+        A checkpoint written before a setting existed gets that setting's default.
         """
         state = load_checkpoint(path)
         cfg = config_from_fingerprint(state["config"])
         kwargs.setdefault("out", Path(path).parent)
-        trainer = cls(cfg, steps=state["steps"], **kwargs, **state["settings"])
+        settings = dict(state["settings"])
+        for key in LOCATION_SETTINGS:
+            if key in kwargs:
+                settings[key] = kwargs.pop(key)
+        trainer = cls(cfg, steps=state["steps"], **kwargs, **settings)
         trainer.load(path)
         if steps is not None and int(steps) != trainer.steps:
             trainer.steps = int(steps)
@@ -543,6 +635,20 @@ class Trainer:
                     trainer.steps * trainer.settings.micro_batch + 1
                 )
         return trainer
+
+
+def comparable_settings(settings: dict) -> dict:
+    """The settings that define a run, for comparing a checkpoint with a trainer: absent fields
+    (a checkpoint older than the field) get their default, location fields are left out."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainSettings)
+        if f.default is not dataclasses.MISSING
+    }
+    out = {**defaults, **settings}
+    for key in LOCATION_SETTINGS:
+        out.pop(key, None)
+    return out
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
