@@ -670,6 +670,13 @@ def load_test_sets(
 # ---------------------------------------------------------------------------------------------
 
 
+def shortest_side_shape(height: int, width: int, side: int) -> tuple[int, int]:
+    """``(h, w)`` of an ``height x width`` image resized so that its shorter side is ``side``,
+    aspect ratio kept (each side at least 1 pixel)."""
+    s = side / min(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
 class ResizeShortestSide:
     """Resize a sample (every label with it, :func:`ubernet_lite.data.transforms.resize`) so
     that its shorter side is ``side`` pixels, keeping the aspect ratio (the paper's input
@@ -684,8 +691,7 @@ class ResizeShortestSide:
         from .transforms import resize
 
         H, W = sample["image"].shape[-2:]
-        s = self.side / min(H, W)
-        return resize(sample, (max(1, round(H * s)), max(1, round(W * s))))
+        return resize(sample, shortest_side_shape(H, W, self.side))
 
     def __repr__(self) -> str:
         return f"ResizeShortestSide(side={self.side})"

@@ -96,12 +96,16 @@ class ShortestSidePredictor(torch.nn.Module):
 
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+        from ..data.real import shortest_side_shape
+
         H, W = images.shape[-2:]
-        s = self.side / min(H, W)
-        h, w = max(1, round(H * s)), max(1, round(W * s))
+        h, w = shortest_side_shape(H, W, self.side)
         x = images
         if (h, w) != (H, W):
-            x = F.interpolate(images, (h, w), mode="bilinear", align_corners=False, antialias=s < 1)
+            shrink = self.side < min(H, W)
+            x = F.interpolate(
+                images, (h, w), mode="bilinear", align_corners=False, antialias=shrink
+            )
         out = self.model(x, tasks=tasks)
         back = {}
         scale = torch.tensor([W / w, H / h, W / w, H / h])
