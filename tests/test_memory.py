@@ -176,3 +176,23 @@ def test_memory_bench_quick(tmp_path, capsys):
     assert (tmp_path / "memory_bench.png").stat().st_size > 0
     lines = (tmp_path / "memory_bench.csv").read_text().splitlines()
     assert len(lines) == 1 + 2 * 3  # header + 2 task counts x 3 schedules
+
+
+def test_low_curve_note_finds_where_the_curve_turns_flat():
+    from ubernet_lite.training.memory import _low_curve_note
+
+    mib = 2**20
+
+    def row(peak, tap_grads=None):
+        r = {"low": {"peak": peak * mib}}
+        if tap_grads is not None:
+            r["breakdown"] = {"tap_grads": tap_grads * mib}
+        return r
+
+    rows = [(1, row(15.0)), (7, row(15.2)), (10, row(16.7)), (13, row(16.72)), (16, row(16.7, 1.7))]
+    note = _low_curve_note(rows)
+    assert "flat within 1% from 10 tasks on (10..16: 16.7..16.7 MiB)" in note
+    assert "rise from 1 task(s) is 1.7 MiB" in note and "are 1.7 MiB" in note
+    # flat all along: no rise to report
+    assert "rise" not in _low_curve_note([(1, row(5.0)), (2, row(5.01, 0.5))])
+    assert _low_curve_note([(1, row(5.0))]) == ""

@@ -602,12 +602,16 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             args.seed,
             order=args.order,
+            breakdown=n == counts[-1],
         )
         task_rows.append((n, r))
         print(_row(n, r, names), flush=True)
     print(
         f"{'':>6}   parameters at {counts[-1]} tasks: {_mb(task_rows[-1][1]['params'])} MiB (+ the same for .grad)"
     )
+    flat = _low_curve_note(task_rows)
+    if flat:
+        print(f"{'':>6}   {flat}")
 
     size_rows = []
     if not args.no_paper:
@@ -643,6 +647,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{'MET' if ok else 'NOT MET'}] {text}")
     _save(args, task_rows, size_rows, names, size, big_preset, big_size)
     return 0
+
+
+def _low_curve_note(task_rows) -> str:
+    """One line on the shape of the low-memory curve against the number of tasks: from which
+    count on it is flat, its rise before that, and the size of the tap gradients (the
+    accumulators: a single branch never runs next to them, they fill as it finishes; every
+    later branch does)."""
+    if len(task_rows) < 2:
+        return ""
+    peaks = [(n, r["low"]["peak"]) for n, r in task_rows]
+    last = peaks[-1][1]
+    k = len(peaks) - 1
+    while k > 0 and abs(peaks[k - 1][1] / last - 1) <= 0.01:
+        k -= 1
+    lo, hi = min(p for _, p in peaks[k:]), max(p for _, p in peaks[k:])
+    text = (
+        f"low-memory peak flat within 1% from {peaks[k][0]} tasks on "
+        f"({peaks[k][0]}..{peaks[-1][0]}: {_mb(lo)}..{_mb(hi)} MiB)"
+    )
+    b = task_rows[-1][1].get("breakdown")
+    if b and k > 0:
+        text += (
+            f"; the rise from {peaks[0][0]} task(s) is {_mb(last - peaks[0][1])} MiB; the tap "
+            f"gradients, in memory while every branch after the first runs, are {_mb(b['tap_grads'])} MiB"
+        )
+    return text
 
 
 def _print_big(r, big_size, names) -> None:
