@@ -359,9 +359,16 @@ def test_bench_measures_and_prints(capsys):
 
     r = bench.measure(64, bench.CHUNK + 1)
     assert r["n"] == bench.CHUNK + 1 and r["wall_s"] > 0
-    assert r["wall_rate"] > 0 and r["median_chunk_rate"] > 0
-    bench.main(["--sizes", "64", "--n", "3"])
+    assert r["wall_rate"] > 0 and r["median_chunk_rate"] > 0 and len(r["chunk_rates"]) == 1
+    # the median over rounds, with the slowest and fastest round
+    rounds = [dict(r, wall_rate=v, cpu_rate=v) for v in (300.0, 100.0, 200.0)]
+    m = bench.summarize(rounds)
+    assert (m["wall_rate"], m["wall_min"], m["wall_max"], m["runs"]) == (200.0, 100.0, 300.0, 3)
+    bench.main(["--sizes", "64", "--n", "3", "--repeats", "2"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("SynthWorld benchmark: style=scene")
-    assert "64 px:" in out[1] and "samples/s wall-clock" in out[1]
+    assert out[0].startswith("SynthWorld benchmark: style=scene") and "median of 2 rounds" in out[0]
+    assert "64 px:" in out[1] and "samples/s wall-clock (rounds" in out[1]
+    assert "2 x 3 samples" in out[1]
     assert "median over chunks" in out[2]
+    with pytest.raises(SystemExit):
+        bench.main(["--repeats", "0"])

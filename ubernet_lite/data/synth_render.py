@@ -47,6 +47,7 @@ from .synth_scene import Scene
 
 _F = np.float32
 _INF = _F(np.inf)
+_INF_BITS = np.array(np.inf, dtype=_F).view(np.uint32)[()]  # 0x7F800000, the bits of +inf
 #: Object windows extend this many image sizes past each border (for the truncation measure).
 EXTEND = 0.5
 
@@ -65,6 +66,8 @@ class Buffers:
             the image extended by :data:`EXTEND` sizes past its borders.
         surface_code: [S] int32 the scene's ``surface | part << 12 | instance << 16 | class << 24``
             per surface id (``Scene.surface_code``).
+        surface_pixels: [S] int64 pixels of the image showing each *object* surface (counted
+            while shading; 0 for the planes, which are not counted).
 
     Derived on access (one lookup each): ``code`` [H, W] int32 packed code,
     ``instance`` [H, W] uint8 object index + 1 (0 for planes), ``semantic`` [H, W] uint8 class
@@ -77,6 +80,7 @@ class Buffers:
     image: np.ndarray
     full_area: np.ndarray
     surface_code: np.ndarray
+    surface_pixels: np.ndarray
 
     @property
     def code(self) -> np.ndarray:
@@ -125,14 +129,28 @@ def _window(bounds, size: int, f: float):
 
 
 # ----------------------------------------------------------------------------- intersections
-# Parameters are rows of an object's table ``g`` shaped [P, 1, 1] (ellipsoids: all P primitives as
-# one batch) or [1, 1] (one primitive), rays X = dx [.., 1, w], Y = dy [.., h, 1]. Each returns the
-# depth t (inf where missed) and the face index of the hit (an int array or 0).
+# ``g`` is an object's parameter table: [R, P, 1, 1] (all P primitives of an object as one batch,
+# rays X = dx [1, 1, w], Y = dy [1, h, 1]) or the 1-D column [R] of a single primitive (each row a
+# float32 scalar; rays X [1, w], Y [h, 1]). Rows that play the same part for the three axes are
+# taken together as [3, ...] arrays (``_rows3``, ``_local_dirs``), so that one numpy call does the
+# work of three. Each returns the depth t (inf where missed) and the face index of the hit (an int
+# array or 0).
 
 
-def _local_dir(g, i, X, Y):
-    """Component i of the local ray direction, d_l = M d with d = (X, Y, -1)."""
-    return (g[3 * i] * X - g[3 * i + 2]) + g[3 * i + 1] * Y
+def _rows3(g, r):
+    """Rows ``r .. r + 2`` of the table ``g`` as one array [3, ...] that broadcasts against the
+    rays: [3, 1, 1] for one primitive (``g`` 1-D), [3, P, 1, 1] for a batch."""
+    rows = g[r : r + 3]
+    return rows[:, None, None] if rows.ndim == 1 else rows
+
+
+def _local_dirs(g, X, Y):
+    """The local ray directions d_l = M d with d = (X, Y, -1), as one array [3, ...] (component i
+    is ``(M_i0 X - M_i2) + M_i1 Y``; the three components in one numpy call per operation)."""
+    M = g[0:9].reshape((3, 3) + g.shape[1:])  # [3 (component i), 3 (column j), ...]
+    if M.ndim == 2:
+        M = M[:, :, None, None]  # one primitive: [3, 3, 1, 1] against rays [h, w]
+    return (M[:, 0] * X - M[:, 2]) + M[:, 1] * Y
 
 
 def _t_ellipsoid(g, X, Y):
@@ -140,34 +158,50 @@ def _t_ellipsoid(g, X, Y):
     X2, Y2, XY = X * X, Y * Y, X * Y
     # a t^2 + 2 b t + cc = 0 with a, b, disc = b^2 - a cc quadratic polynomials in (X, Y); the
     # nearer root t = (-b - sqrt(disc)) / a = (b + sqrt(disc)) / (-a), and -a is evaluated with
-    # negated coefficients (IEEE rounding is symmetric, so this is exactly the negated a)
-    na = -g[k : k + 6]
-    neg_a = np.add(na[0] * X2 + na[1] * X + na[2], na[3] * Y2 + na[4] * Y)
-    neg_a += na[5] * XY
-    t = np.add(g[k + 9] * X2 + g[k + 10] * X + g[k + 11], g[k + 12] * Y2 + g[k + 13] * Y)
-    t += g[k + 14] * XY  # disc
+    # negated coefficients (IEEE rounding is symmetric, so this is exactly the negated a).
+    # -a and disc are evaluated side by side, as q [2, ...] = (-a, disc): coefficient j of both
+    # is c[j] [2, ...] (half the numpy calls; every element is computed as before)
+    c = g[_QUADRATICS]  # [6, 2] or [6, 2, P, 1, 1]: rows k..k+5 (a) and k+9..k+14 (disc)
+    if c.ndim == 2:
+        c = c[:, :, None, None]  # one primitive: [6, 2, 1, 1] against rays [h, w]
+    np.negative(c[:, 0], out=c[:, 0])
+    q = np.add(c[0] * X2 + c[1] * X + c[2], c[3] * Y2 + c[4] * Y)
+    q += c[5] * XY
+    neg_a, t = q[0], q[1]
     np.sqrt(t, out=t)  # NaN where the ray misses: every comparison with NaN is False
     t += (g[k + 6] * X + g[k + 8]) + g[k + 7] * Y  # + b
     t /= neg_a
-    return np.where(t > 0, t, _INF), 0
+    return _positive_or_inf(t), 0
+
+
+def _positive_or_inf(t: np.ndarray) -> np.ndarray:
+    """``np.where(t > 0, t, inf)`` for float32 ``t``, in place, as three cheap integer operations
+    (np.where is several times slower, and a person's [10, h, w] batch makes it count).
+
+    Read as uint32, the bits of a float32 order the positive floats like their values up to +inf
+    (0x7F800000); +0 is 0, and NaNs and negative floats lie above 0x7F800000. Subtracting 1 (0 wraps
+    to the top), clamping at 0x7F800000 - 1 and adding 1 back maps exactly the rays that miss
+    (t <= 0 or NaN) to +inf and leaves every t > 0 as it is."""
+    u = t.view(np.uint32)
+    u -= np.uint32(1)
+    np.minimum(u, _INF_BITS - np.uint32(1), out=u)
+    u += np.uint32(1)
+    return t
 
 
 def _t_box(g, X, Y):
-    tn = tf = None
-    tns = []
-    for i in range(3):
-        inv = _local_dir(g, i, X, Y)
-        np.divide(_F(1.0), inv, out=inv)
-        t1 = g[ss.R_K + 3 + i] * inv  # (-e - o) / d
-        t2 = np.multiply(g[ss.R_K + 6 + i], inv, out=inv)  # (e - o) / d
-        lo = np.minimum(t1, t2)
-        hi = np.maximum(t1, t2, out=t1)
-        tns.append(lo)
-        if tn is None:
-            tn, tf = lo, hi
-        else:
-            tn = np.maximum(tn, lo, out=None if i == 1 else tn)  # tns[0] stays intact
-            np.minimum(tf, hi, out=tf)
+    # the three slabs side by side, [3, ...]: entry lo and exit hi of each
+    inv = _local_dirs(g, X, Y)
+    np.divide(_F(1.0), inv, out=inv)
+    t1 = _rows3(g, ss.R_K + 3) * inv  # (-e - o) / d
+    t2 = np.multiply(_rows3(g, ss.R_K + 6), inv, out=inv)  # (e - o) / d
+    lo = np.minimum(t1, t2)
+    hi = np.maximum(t1, t2, out=t1)
+    tns = lo  # tns[i]: entry into slab i
+    tn = np.maximum(lo[0], lo[1])  # the last entry and the first exit
+    np.maximum(tn, lo[2], out=tn)
+    tf = np.minimum(hi[0], hi[1])
+    np.minimum(tf, hi[2], out=tf)
     tn = np.where((tn <= tf) & (tn > 0), tn, _INF)
     # the entry face: on the axis whose slab is entered last, the side the camera is on
     faces = [(g[ss.R_O + i] < 0) + 2 * i for i in range(3)]  # [P, 1, 1] each
@@ -176,7 +210,7 @@ def _t_box(g, X, Y):
 
 
 def _t_cylinder(g, X, Y):
-    d = [_local_dir(g, i, X, Y) for i in range(3)]
+    d = _local_dirs(g, X, Y)  # [3, ...]
     o = g[ss.R_O : ss.R_O + 3]
     r2, h, cap, c = g[ss.R_K], g[ss.R_K + 1], g[ss.R_K + 2].item(), g[ss.R_K + 3]
     a = d[0] * d[0] + d[1] * d[1]
@@ -194,7 +228,7 @@ def _t_cylinder(g, X, Y):
 
 
 def _t_cone(g, X, Y):
-    d = [_local_dir(g, i, X, Y) for i in range(3)]
+    d = _local_dirs(g, X, Y)  # [3, ...]
     o = g[ss.R_O : ss.R_O + 3]
     r2, h, k2, w, c, cap = (g[ss.R_K + i] for i in range(6))
     a = d[0] * d[0] + d[1] * d[1] - k2 * d[2] * d[2]
@@ -213,6 +247,9 @@ def _t_cone(g, X, Y):
     use = (tc > 0) & (x * x + y * y <= r2) & (tc < t)
     return np.where(use, tc, t), use * 1  # faces: 0 side, 1 base
 
+
+#: Rows of the ellipsoid's parameter table holding the coefficients of a and disc, as [6, 2].
+_QUADRATICS = np.array([[ss.R_K + j, ss.R_K + 9 + j] for j in range(6)])
 
 _INTERSECT = {
     "ellipsoid": _t_ellipsoid,
@@ -272,10 +309,9 @@ def _planes(scene: Scene, size: int, coords: np.ndarray, normal, image) -> np.nd
             if qmax is None:
                 qmax = q
                 code.fill(k)
-            else:
-                better = q > qmax
-                np.copyto(qmax, q, where=better)
-                np.copyto(code, k, where=better)
+            else:  # a strictly larger q wins (ties: the plane drawn first)
+                np.putmask(code, q > qmax, k)  # (np.copyto with where= is several times slower)
+                np.maximum(qmax, q, out=qmax)
         depth = np.divide(_F(1.0), qmax, out=qmax)
         zbuf = _keys(depth, code)
     for k, pl in enumerate(scene.planes):
@@ -354,17 +390,21 @@ def _shade_objects(scene: Scene, size: int, coords, n_planes: int, depth, code, 
     """Deferred shading of every object pixel at once: normal, texture, Lambertian colour.
 
     The three normal components, the two texture waves and the three colour channels are each
-    computed as one [3, N] or [2, N] operation (elementwise, in the order of the equations)."""
-    rows, cols = np.nonzero(code >= n_planes)  # surfaces after the planes' belong to objects
-    if rows.size == 0:
-        return
-    idx = rows * size + cols
+    computed as one [3, N] or [2, N] operation (elementwise, in the order of the equations).
+    Returns the surface ids [N] of the N object pixels."""
+    idx = np.flatnonzero(code >= n_planes)  # surfaces after the planes' belong to objects
+    if idx.size == 0:
+        return idx
+    rows = idx // size  # (np.nonzero of the 2-D mask is several times slower than this)
+    cols = idx - rows * size
     surf = np.take(code, idx)
     t = np.take(depth, idx)
     X = np.take(coords, cols)
     Y = np.take(coords, rows)
-    table = scene.surface_table.T[_SHADE_ROWS]  # [26, S]
-    G = np.take(table, surf, axis=1)  # [26, N], contiguous rows
+    # per-pixel surface parameters G [26, N] (contiguous rows): gathering whole rows of the
+    # [S, 26] table and transposing is several times cheaper than np.take along axis 1
+    table = np.ascontiguousarray(scene.surface_table[:, _SHADE_ROWS])  # [S, 26]
+    G = np.ascontiguousarray(np.take(table, surf, axis=0).T)  # [26, N]
     # n = t (Q d) + w with d = (X, Y, -1): component k is t (Q_k0 X + Q_k1 Y - Q_k2) + w_k
     n = G[0:3] * X
     n += G[3:6] * Y
@@ -396,8 +436,13 @@ def _shade_objects(scene: Scene, size: int, coords, n_planes: int, depth, code, 
     rgb = G[23:26] * w
     rgb += G[20:23]
     rgb *= shade
-    normal.reshape(3, -1)[:, idx] = n
-    image.reshape(3, -1)[:, idx] = rgb
+    # scattered back one channel at a time: 1-D fancy assignment is numpy's fast path (several
+    # times faster than assigning [3, N] through a [:, idx] index)
+    normal_flat, image_flat = normal.reshape(3, -1), image.reshape(3, -1)
+    for c in range(3):
+        normal_flat[c][idx] = n[c]
+        image_flat[c][idx] = rgb[c]
+    return surf
 
 
 def _render(scene: Scene, size: int) -> Buffers:
@@ -427,15 +472,18 @@ def _render(scene: Scene, size: int) -> Buffers:
         v0, v1, u0, u1 = win
         X = coords[u0 + ext : u1 + ext]
         Y = coords[v0 + ext : v1 + ext]
-        # all primitives of the object at once: t_all [P, h, w], then the nearest per pixel
-        t_all, face = _INTERSECT[obj.kind](
-            tab[:, :, None, None], X[None, None, :], Y[None, :, None]
-        )
-        key = _keys(t_all, obj.surface[:, None, None] + face)
-        if key.shape[0] > 1:
-            key = key.min(axis=0)
+        if tab.shape[1] == 1:
+            # one primitive: its parameters as float32 scalars and rays as [h, w] broadcasts
+            # (numpy calls on scalars and 2-D arrays cost less than on [1, 1, 1] and 3-D ones;
+            # the elementwise float32 arithmetic, hence every value, is the same)
+            t, face = _INTERSECT[obj.kind](tab[:, 0], X[None, :], Y[:, None])
+            key = _keys(t, int(obj.surface[0]) + face)
         else:
-            key = key[0]
+            # all primitives of the object at once: t [P, h, w], then the nearest per pixel
+            t, face = _INTERSECT[obj.kind](
+                tab[:, :, None, None], X[None, None, :], Y[None, :, None]
+            )
+            key = _keys(t, obj.surface[:, None, None] + face).min(axis=0)
         full_area[idx] = int(np.count_nonzero(key < _INF_KEY))
         iv0, iv1, iu0, iu1 = max(v0, 0), min(v1, H), max(u0, 0), min(u1, W)
         if iv0 >= iv1 or iu0 >= iu1:
@@ -446,7 +494,7 @@ def _render(scene: Scene, size: int) -> Buffers:
     code = zbuf & _SURFACE_MASK  # [H, W] surface ids
     np.right_shift(zbuf, _SURFACE_BITS, out=zbuf)
     depth = zbuf.astype(np.int32).view(_F)
-    _shade_objects(scene, size, inner, len(scene.planes), depth, code, normal, image)
+    surf = _shade_objects(scene, size, inner, len(scene.planes), depth, code, normal, image)
     np.minimum(image, _F(1.0), out=image)
     return Buffers(
         depth=depth,
@@ -455,6 +503,7 @@ def _render(scene: Scene, size: int) -> Buffers:
         image=image,
         full_area=full_area,
         surface_code=scene.surface_code,
+        surface_pixels=np.bincount(surf, minlength=scene.num_surfaces),
     )
 
 
@@ -466,7 +515,6 @@ _INF_KEY = int(np.array(np.inf, dtype=_F).view(np.int32)) << _SURFACE_BITS
 
 def _keys(t: np.ndarray, surface) -> np.ndarray:
     """int64 z-buffer keys ``bits(t) << 12 | surface`` of depths ``t`` (float32, > 0 or inf)."""
-    key = t.view(np.int32).astype(np.int64)
-    key <<= _SURFACE_BITS
+    key = np.left_shift(t.view(np.int32), _SURFACE_BITS, dtype=np.int64)  # int64(bits) << 12
     key |= surface
     return key

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -236,7 +237,7 @@ class _Builder:
         self.planes: list[Plane] = []
         self.objects: list[SceneObject] = []
         self.surfaces = 0
-        self.surface_rows: list[list[float]] = []
+        self.surface_rows: list[float] = []  # [S * 23] the surface table, row after row
         self.surface_codes: list[int] = []
 
     def point(self, p):
@@ -289,7 +290,7 @@ class _Builder:
 
     def surface(self, Q, w, waves, tex, part: int, cls: int) -> None:
         """Append one surface: normal model n = t (Q d) + w, texture and label code."""
-        self.surface_rows.append([*Q, *w, *waves, *tex[4], *_sub(tex[5], tex[4])])
+        self.surface_rows.extend((*Q, *w, *waves, *tex[4], *_sub(tex[5], tex[4])))
         inst = len(self.objects) + 1 if cls else 0
         self.surface_codes.append(self.surfaces | part << 12 | inst << 16 | cls << 24)
         self.surfaces += 1
@@ -305,7 +306,7 @@ class _Builder:
         first = self.surfaces
         inst = len(self.objects) + 1
         rows, codes = self.surface_rows, self.surface_codes
-        cols, spheres, parts, corners = [], [], [], []
+        cols, spheres, parts, corners = [], [], [], []  # cols: the P columns of params, flat
         waves = 0
         for centre, axes_w, size, part, tex in prims:
             v0, v1, v2 = centre[0] - cam0, centre[1] - cam1, centre[2] - cam2
@@ -344,13 +345,13 @@ class _Builder:
             cam_waves = self.camera_waves(tex, A, c)
             kind_rows = _kind_rows(kind, o, size, M, c)
             colour = (*tex[4], *_sub(tex[5], tex[4]))
-            cols.append([*M[0], *M[1], *M[2], *o, *cam_waves, *colour, *kind_rows])
+            cols.extend((*M[0], *M[1], *M[2], *o, *cam_waves, *colour, *kind_rows))
             spheres.append((*c, radius * 1.001 + 1e-4))
             parts.append(part)
             waves = max(waves, 2 if any(tex[2]) else (1 if any(tex[0]) else 0))
             code = part << 12 | inst << 16 | cls << 24
             for Q, w in _normal_models(kind, A, c, size, kind_rows):  # Builder.surface, inline
-                rows.append([*Q, *w, *cam_waves, *colour])
+                rows.extend((*Q, *w, *cam_waves, *colour))
                 codes.append(self.surfaces | code)
                 self.surfaces += 1
         if kind == "ellipsoid":
@@ -368,7 +369,7 @@ class _Builder:
             xs = [p[0] / -p[2] for p in pts]
             ys = [p[1] / -p[2] for p in pts]
             bounds = (min(xs), max(xs), min(ys), max(ys))
-        tab = np.array(cols, dtype=np.float32).T  # float64 values rounded once to float32
+        tab = _float32(cols).reshape(len(prims), -1).T  # float64 values rounded once to float32
         self.objects.append(
             SceneObject(
                 kind,
@@ -389,16 +390,13 @@ class _Builder:
         The same quantities as the generic path (float64, then float32), computed with numpy."""
         P = len(prims)
         R = self.R_array
-        # every input of the P primitives as one [P, 28] float64 table: centre (3), axes (9),
+        # every input of the P primitives as one [P, 29] float64 table: centre (3), axes (9),
         # size (3), texture a1 (3), o1, a2 (3), o2, colours c0 (3), c1 (3); operands of einsum are
         # contiguous copies, as einsum's kernels depend on the memory layout
-        inp = np.array(
-            [
-                (*c, *ax[0], *ax[1], *ax[2], *sz, *t[0], t[1], *t[2], t[3], *t[4], *t[5])
-                for c, ax, sz, _, t in prims
-            ],
-            dtype=np.float64,
-        )
+        flat = []
+        for c, ax, sz, _, t in prims:
+            flat.extend((*c, *ax[0], *ax[1], *ax[2], *sz, *t[0], t[1], *t[2], t[3], *t[4], *t[5]))
+        inp = _float64(flat).reshape(P, 29)
         c = np.einsum("ij,pj->pi", R, inp[:, 0:3] - self.cam_array)  # centres, camera frame
         A = np.einsum("pkj,ij->pki", np.ascontiguousarray(inp[:, 3:12]).reshape(P, 3, 3), R)
         size = inp[:, 12:15]
@@ -428,7 +426,7 @@ class _Builder:
             [M.reshape(P, 9), o, waves, c0, dc, quad, B * _B_SCALE, disc, Qf, Qc], axis=1
         )
         sym = Qf[:, _SYM_ENTRIES]
-        self.surface_rows.extend(np.concatenate([sym, -Qc, waves, c0, dc], axis=1).tolist())
+        self.surface_rows.extend(np.concatenate([sym, -Qc, waves, c0, dc], axis=1).ravel().tolist())
         first = self.surfaces
         inst = len(self.objects) + 1
         self.surface_codes.extend(
@@ -470,13 +468,27 @@ class _Builder:
             ambient=float(np.float32(0.3 + 0.15 * u())),
             diffuse=float(np.float32(0.55 + 0.2 * u())),
             num_surfaces=self.surfaces,
-            surface_table=np.asfortranarray(np.array(self.surface_rows, dtype=np.float32)),
+            surface_table=np.asfortranarray(_float32(self.surface_rows).reshape(self.surfaces, -1)),
             surface_code=np.array(self.surface_codes, dtype=np.int32),
             style=style,
         )
 
 
 _ZERO_Q = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _float32(values: list) -> np.ndarray:
+    """[n] float32 array of a flat list of Python floats, each rounded once from float64 (the
+    values of ``np.array(values, dtype=np.float32)``). Packing the floats as C doubles and casting
+    is several times faster than ``np.array`` on a list, which inspects every element."""
+    return _float64(values).astype(np.float32)
+
+
+def _float64(values: list) -> np.ndarray:
+    """[n] float64 array (read-only) of a flat list of Python floats, via their packed bytes."""
+    return np.frombuffer(struct.pack(f"{len(values)}d", *values))
+
+
 # Entries of a flattened 3x3 Q for the ellipsoid rows (see _kind_rows) and their exact scales.
 _QUAD_ENTRIES = [0, 2, 8, 4, 5, 1]  # Q00, Q02, Q22, Q11, Q12, Q01
 _QUAD_SCALE = np.array([1.0, -2.0, 1.0, 1.0, -2.0, 2.0])

@@ -109,7 +109,7 @@ def render_scene(
     for _ in range(100):
         scene = sample_scene(rng, style)
         buf = render_buffers(scene, size)
-        if int(buf.surface.max()) >= len(scene.planes):  # surfaces after the planes: objects
+        if buf.surface_pixels.any():  # pixels of object surfaces (the planes' are not counted)
             return scene, buf
     raise RuntimeError(
         f"no visible object in 100 scenes (seed={seed}, split={split}, index={index})"
@@ -202,7 +202,7 @@ def _targets(scene: Scene, buf: Buffers) -> dict:
     # instances: visible objects only, renumbered 1..N in scene order
     n_obj = len(scene.objects)
     inst_of = (code >> 16) & 0xFF  # [S] object index + 1 of each surface (0: planes)
-    per_surface = np.bincount(surf.ravel(), minlength=code.size)
+    per_surface = buf.surface_pixels  # [S] object pixels per surface (0 for planes)
     visible = np.bincount(inst_of, weights=per_surface, minlength=n_obj + 1)[1:].astype(np.int64)
     keep = np.flatnonzero(visible > 0)  # visible pixels of object i - 1 > 0
     N = keep.size
