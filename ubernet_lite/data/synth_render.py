@@ -403,7 +403,7 @@ def _shade_objects(scene: Scene, size: int, coords, n_planes: int, depth, code, 
     Y = np.take(coords, rows)
     # per-pixel surface parameters G [26, N] (contiguous rows): gathering whole rows of the
     # [S, 26] table and transposing is several times cheaper than np.take along axis 1
-    table = np.ascontiguousarray(scene.surface_table[:, _SHADE_ROWS])  # [S, 26]
+    table = scene.surface_table[:, _SHADE_ROWS]  # [S, 26], C order
     G = np.ascontiguousarray(np.take(table, surf, axis=0).T)  # [26, N]
     # n = t (Q d) + w with d = (X, Y, -1): component k is t (Q_k0 X + Q_k1 Y - Q_k2) + w_k
     n = G[0:3] * X

@@ -468,7 +468,7 @@ class _Builder:
             ambient=float(np.float32(0.3 + 0.15 * u())),
             diffuse=float(np.float32(0.55 + 0.2 * u())),
             num_surfaces=self.surfaces,
-            surface_table=np.asfortranarray(_float32(self.surface_rows).reshape(self.surfaces, -1)),
+            surface_table=_float32(self.surface_rows).reshape(self.surfaces, -1),
             surface_code=np.array(self.surface_codes, dtype=np.int32),
             style=style,
         )
