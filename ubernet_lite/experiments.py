@@ -181,9 +181,9 @@ def cached_run(
 
 def _run_in_chunks(trainer: Trainer, steps: int, on_chunk, chunk: int) -> None:
     """``trainer.run()`` with one progress bar and ``on_chunk(trainer)`` every ``chunk`` steps."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
-    bar = tqdm(total=steps, initial=trainer.step, desc="train", disable=not trainer.progress)
+    bar = progress_bar(total=steps, initial=trainer.step, desc="train", enabled=trainer.progress)
     try:
         while trainer.step < steps:
             row = trainer.train_step()
@@ -282,7 +282,8 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
     from multiprocessing import get_context
 
     import torch
-    from tqdm.auto import tqdm
+
+    from .progress import progress_bar
 
     todo = [
         n
@@ -292,7 +293,7 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
     if not todo:
         return []
     jobs = [(n, runs[n], threads) for n in todo]
-    bar = tqdm(total=len(jobs), desc="training runs", unit="run")
+    bar = progress_bar(total=len(jobs), desc="training runs", unit="run")
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
             bar.set_postfix(run=job[0])

@@ -455,11 +455,11 @@ class DiverseUnion(Dataset):
                 itself); by default the members' label masks are counted without rendering.
             progress: show a progress bar (``tqdm.auto``) over the members' images.
         """
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         counts = {t: {m.name: 0 for m in self.members} for t in TARGETS}
         for m in self.members:
-            for j in tqdm(range(len(m)), desc=m.name, disable=not progress, leave=False):
+            for j in progress_bar(range(len(m)), enabled=progress, desc=m.name, leave=False):
                 has = m[j]["has_label"] if from_samples else m.label_mask(j)
                 for t in TARGETS:
                     counts[t][m.name] += bool(has[t])

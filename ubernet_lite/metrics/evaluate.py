@@ -17,8 +17,8 @@ each cropped to its image size before padding:
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .boundaries import BSDS_MAX_DIST, BoundaryMeter
 from .detection import DetectionMeter
 from .normals import NormalsMeter
@@ -129,7 +129,7 @@ def evaluate(
     model.eval()
     model.to(device)
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc="evaluate", disable=not progress, unit="batch"):
+    for start in progress_bar(starts, enabled=progress, desc="evaluate", unit="batch"):
         samples = [dataset[i] for i in range(start, min(start + batch_size, n))]
         batch = collate(samples)
         wanted = [s for s in specs if bool(torch.as_tensor(batch["has_label"][s.target]).any())]

@@ -507,10 +507,10 @@ class Trainer:
 
     def run(self, steps: int | None = None) -> list[dict]:
         """Train until ``steps`` (default: the trainer's ``steps``); returns the loss history."""
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         steps = self.steps if steps is None else int(steps)
-        bar = tqdm(total=steps, initial=self.step, desc="train", disable=not self.progress)
+        bar = progress_bar(total=steps, initial=self.step, desc="train", enabled=self.progress)
         while self.step < steps:
             row = self.train_step()
             bar.update(1)
