@@ -33,7 +33,7 @@ def derive_normals(root: Path, window: int = 7) -> None:
     import h5py
     from PIL import Image
 
-    from ubernet_lite.data.nyu import encode_normals_png, normals_from_depth
+    from ubernet_lite.data.real.nyu import encode_normals_png, normals_from_depth
 
     base = root / "nyuv2"
     final, tmp = base / "normals", base / "normals.tmp"

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from ubernet_lite.data import real
-from ubernet_lite.data.nyu import decode_normals, encode_normals_png, normals_from_depth
-from ubernet_lite.data.parts import PERSON_PART_MAP
+from ubernet_lite.data.real.nyu import decode_normals, encode_normals_png, normals_from_depth
+from ubernet_lite.data.real.parts import PERSON_PART_MAP
 from ubernet_lite.data.real import (
     CorruptFileError,
     DatasetNotFoundError,
@@ -442,7 +442,7 @@ def test_nyu_v73_axes_and_normals(root):
 
 
 def test_closed_form_eigenvector_matches_eigh():
-    from ubernet_lite.data.nyu import smallest_eigenvector_sym3
+    from ubernet_lite.data.real.nyu import smallest_eigenvector_sym3
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(500, 3, 3, generator=g, dtype=torch.float64)

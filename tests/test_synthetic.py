@@ -1,4 +1,4 @@
-"""Invariants of the synthetic world (``ubernet_lite.data.synthetic``): the sample format of
+"""Invariants of the synthetic world (``ubernet_lite.data.synthetic.world``): the sample format of
 docs/internals.md, geometry (unit normals facing the camera), label consistency (boxes, boundaries,
 semantic boundaries, saliency, parts), determinism, disjoint splits and clear errors."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ubernet_lite.data.synth_render import focal
-from ubernet_lite.data.synthetic import (
+from ubernet_lite.data.synthetic.render import focal
+from ubernet_lite.data.synthetic.world import (
     DIFFICULT_VISIBLE_SHARE,
     SPLITS,
     SynthWorld,

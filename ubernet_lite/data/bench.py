@@ -19,8 +19,8 @@ import os
 import statistics
 import time
 
-from .synth_scene import STYLES
-from .synthetic import SPLITS, SynthWorld
+from .synthetic.scene import STYLES
+from .synthetic.world import SPLITS, SynthWorld
 
 #: Samples per chunk for the chunked (median) rate.
 CHUNK = 25

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..tasks import TARGETS
+from ...tasks import TARGETS
 
 #: Environment variable naming the data root.
 DATA_ENV = "UBERNET_DATA"
@@ -420,7 +420,7 @@ class RealUnion(torch.utils.data.Dataset):
 
     def annotation_matrix(self):
         """The paper's table computed from the file lists, as a union ``AnnotationMatrix``."""
-        from .union import AnnotationMatrix
+        from ..union import AnnotationMatrix
 
         table = self.label_table()
         counts = {t: {m: table[m][t] for m in self._names} for t in TARGETS}
@@ -438,7 +438,7 @@ class RealUnion(torch.utils.data.Dataset):
     def sampler(self, proportions=None, num_samples: int | None = None, seed: int = 0):
         """The union's sampler (``ubernet_lite.data.union.UnionSampler``): member by proportion,
         then an image uniformly, with replacement, reproducible from ``seed``."""
-        from .union import UnionSampler
+        from ..union import UnionSampler
 
         return UnionSampler(self, proportions=proportions, num_samples=num_samples, seed=seed)
 
@@ -688,7 +688,7 @@ class ResizeShortestSide:
         self.side = int(side)
 
     def __call__(self, sample: dict, generator=None) -> dict:
-        from .transforms import resize
+        from ..transforms import resize
 
         H, W = sample["image"].shape[-2:]
         return resize(sample, shortest_side_shape(H, W, self.side))
@@ -707,7 +707,7 @@ class CenterCrop:
         self.size = int(size)
 
     def __call__(self, sample: dict, generator=None) -> dict:
-        from .transforms import crop
+        from ..transforms import crop
 
         H, W = sample["image"].shape[-2:]
         return crop(sample, (H - self.size) // 2, (W - self.size) // 2, self.size, self.size)
@@ -724,7 +724,7 @@ def real_transforms(size: int, augment: bool = True):
     random ``size`` crop padded with 0 / ignore 255 where the image is smaller, a flip, colour
     jitter); without it, the central ``size x size`` crop.
     """
-    from .transforms import Compose, train_transforms
+    from ..transforms import Compose, train_transforms
 
     if not augment:
         return Compose([ResizeShortestSide(size), CenterCrop(size)])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .real import (
+from .base import (
     CorruptFileError,
     RealDataset,
     as_list,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .real import (
+from .base import (
     RealDataset,
     check_shape,
     data_root,

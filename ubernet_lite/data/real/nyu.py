@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .real import (
+from .base import (
     CorruptFileError,
     DatasetNotFoundError,
     RealDataset,

@@ -39,8 +39,8 @@ import warnings
 import numpy as np
 import torch
 
-from ..tasks import PART_NAMES
-from .real import (
+from ...tasks import PART_NAMES
+from .base import (
     CorruptFileError,
     RealDataset,
     as_list,

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..tasks import VOC_CLASSES
-from .real import (
+from ...tasks import VOC_CLASSES
+from .base import (
     CorruptFileError,
     RealDataset,
     as_list,

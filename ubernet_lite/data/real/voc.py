@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..tasks import VOC_CLASSES
-from .real import (
+from ...tasks import VOC_CLASSES
+from .base import (
     CorruptFileError,
     RealDataset,
     check_shape,

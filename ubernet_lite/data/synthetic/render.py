@@ -1,4 +1,4 @@
-"""Ray casting of a :class:`~ubernet_lite.data.synth_scene.Scene` into per-pixel buffers.
+"""Ray casting of a :class:`~ubernet_lite.data.synthetic.scene.Scene` into per-pixel buffers.
 
 The camera is a pinhole at the origin looking along -z (camera coordinates: x right, y down, z
 towards the camera). Pixel ``(v, u)`` of a ``size x size`` image looks along the (unnormalised)
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import synth_scene as ss
-from .synth_scene import Scene
+from . import scene as ss
+from .scene import Scene
 
 _F = np.float32
 _INF = _F(np.inf)

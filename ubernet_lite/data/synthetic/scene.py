@@ -4,7 +4,7 @@ A :class:`Scene` holds planes (floor, walls) and objects, each object a group of
 primitives of one kind (a ball is one ellipsoid, a person ten, a table five boxes), all expressed
 in **camera coordinates** (x right, y down, z towards the camera; the camera sits at the origin and
 looks along -z), packed into float32 parameter tables that
-:mod:`~ubernet_lite.data.synth_render` ray-casts.
+:mod:`~ubernet_lite.data.synthetic.render` ray-casts.
 
 The scene depends only on the random generator, never on the image size: the same scene renders at
 any resolution.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..tasks import PART_NAMES, SYNTH_CLASSES
+from ...tasks import PART_NAMES, SYNTH_CLASSES
 
 #: Rendering styles of the world.
 #:

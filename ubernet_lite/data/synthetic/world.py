@@ -1,7 +1,7 @@
 """``SynthWorld``: the embedded synthetic world with ground truth for all seven tasks.
 
 Each sample is a procedurally rendered 3-D scene, ray-cast from analytic shapes
-(:mod:`~ubernet_lite.data.synth_scene` samples the scene, :mod:`~ubernet_lite.data.synth_render`
+(:mod:`~ubernet_lite.data.synthetic.scene` samples the scene, :mod:`~ubernet_lite.data.synthetic.render`
 casts the rays): a floor and walls (planes) and objects of six classes,
 :data:`ubernet_lite.tasks.SYNTH_CLASSES` = ball, box, can, cone, table, person. Colours and textures
 (plain, stripes, checks) are random per object, so a class is recognisable by its shape, not its
@@ -38,7 +38,7 @@ the same pixel for a pair whose *instances* differ, for the class ``k`` of eithe
 outline, SBD-like); face creases and part outlines are not semantic boundaries.
 
 **Difficult.** The unoccluded projection of an object is counted by casting its rays on the image
-extended by half its size past every border (``synth_render.EXTEND``), so heavy truncation and
+extended by half its size past every border (``render.EXTEND``), so heavy truncation and
 heavy occlusion both lower the visible share.
 
 **Styles** (the ``style`` argument; views of the same world for the union of data sets):
@@ -49,7 +49,7 @@ heavy occlusion both lower the visible share.
 **Determinism.** A sample is a pure function of ``(seed, split, index, size, style)``: its random
 stream (``random.Random``) is seeded with a BLAKE2 hash of ``(seed, split, style, index)`` (so
 splits and styles draw disjoint streams), scene parameters are rounded to float32, and the renderer
-uses elementwise float32 IEEE arithmetic only (see :mod:`~ubernet_lite.data.synth_render`). The
+uses elementwise float32 IEEE arithmetic only (see :mod:`~ubernet_lite.data.synthetic.render`). The
 scene does not depend on ``size``: the same scene renders at any resolution (unless no object would
 be visible at that size; then the next scene of the stream is drawn).
 """
@@ -64,9 +64,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..tasks import SYNTH_CLASSES, TARGETS
-from .synth_render import Buffers, render_buffers
-from .synth_scene import STYLES, Scene, sample_scene
+from ...tasks import SYNTH_CLASSES, TARGETS
+from .render import Buffers, render_buffers
+from .scene import STYLES, Scene, sample_scene
 
 #: The splits; each draws from its own random stream, so they are disjoint.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
