@@ -18,14 +18,14 @@ import torch
 from PIL import Image
 
 from ubernet_lite.data import real
-from ubernet_lite.data.real.nyu import decode_normals, encode_normals_png, normals_from_depth
-from ubernet_lite.data.real.parts import PERSON_PART_MAP
 from ubernet_lite.data.real import (
     CorruptFileError,
     DatasetNotFoundError,
     diverse_union_real,
     load_dataset,
 )
+from ubernet_lite.data.real.nyu import decode_normals, encode_normals_png, normals_from_depth
+from ubernet_lite.data.real.parts import PERSON_PART_MAP
 from ubernet_lite.tasks import PART_NAMES, TARGETS, VOC_CLASSES
 
 H, W = 12, 16  # non-square, so that a transposed axis shows
