@@ -5,9 +5,10 @@ from collections import Counter
 import pytest
 import torch
 
+from ubernet_lite.data import DEFAULT_TABLE, UnionSampler, diverse_union
 from ubernet_lite.data import SynthWorld as world
-from ubernet_lite.data import diverse_union
-from ubernet_lite.data.union import DEFAULT_TABLE, TARGET_KEYS, UnionSampler, allocate
+from ubernet_lite.data.sample import TARGET_KEYS
+from ubernet_lite.data.union import allocate
 from ubernet_lite.tasks import TARGETS
 
 SIZE = 64
@@ -168,7 +169,7 @@ def test_bad_sampler_input(union):
 
 
 def test_real_union_is_delegated(tmp_path):
-    """real=True builds the union of the real data sets (data/real.py): nothing under root."""
+    """real=True builds the union of the real data sets (data/real/): nothing under root."""
     with pytest.raises(FileNotFoundError):
         diverse_union(real=True, root=tmp_path)
     with pytest.raises(ValueError, match="table=None"):

@@ -4,13 +4,18 @@
 world = ul.data.SynthWorld(split="train", size=128, seed=0)   # every label of the seven tasks
 union = ul.data.diverse_union(split="train", size=128)       # views that carry only some labels
 batch = ul.data.collate([union[i] for i in range(4)])        # the batch dict of docs/internals.md
-voc   = ul.data.load_dataset("voc2007", root, split="trainval")  # real data sets (data/real.py)
+voc   = ul.data.load_dataset("voc2007", root, split="trainval")  # real data sets (data/real/)
 ```
+
+Layout: ``sample.py`` (the sample format), ``union.py`` (the union of partially labelled members,
+its sampler and the paper's data-set table), ``transforms.py``, ``collate.py``; ``synthetic/`` (the
+world and its views) and ``real/`` (the real data sets, their registry, union and test sets).
+Imports run one way: ``sample`` <- ``union``, ``transforms`` <- ``real`` <- ``synthetic``.
 """
 
 from .collate import collate
 from .real import load_dataset
-from .synthetic import SynthWorld
+from .synthetic import DEFAULT_TABLE, SynthWorld, UnionMember, diverse_union
 from .transforms import (
     ColorJitter,
     Compose,
@@ -23,14 +28,7 @@ from .transforms import (
     resize,
     train_transforms,
 )
-from .union import (
-    DEFAULT_TABLE,
-    AnnotationMatrix,
-    DiverseUnion,
-    UnionMember,
-    UnionSampler,
-    diverse_union,
-)
+from .union import AnnotationMatrix, DiverseUnion, UnionSampler
 
 __all__ = [
     "SynthWorld",

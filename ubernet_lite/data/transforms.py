@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from .union import stable_seed
+from .sample import stable_seed
 
 IGNORE = 255
 #: Integer label maps [H, W] resampled by nearest neighbour, and their fill value when padded.

@@ -2,57 +2,50 @@
 
 No single data set carries ground truth for all seven tasks. UberNet trains on the *union* of
 data sets that each label only some tasks, with a loss that only counts the labels a sample has
-(Eq. 2, ``delta_{t,i}``). This module builds such a union from views of the synthetic world: every
-member renders the world in its own style and keeps only the labels its real counterpart has,
-following the course slides' table (reference 000, "Divers datasets"):
+(Eq. 2, ``delta_{t,i}``). :data:`DATASET_TABLE` is the paper's table of those data sets (the
+course slides' "Divers datasets", reference 000): how many images each has and how many of them
+carry each target. Two kinds of members fill a union, one class holds them:
 
-| member  | real data set   | images | labels kept (fraction of the images)                         |
-| ------- | --------------- | ------ | ------------------------------------------------------------ |
-| voc07   | VOC'07 trainval | 5011   | detection (all), semantic (422 / 5011 = 8 %)                 |
-| voc12   | VOC'12 train    | 5717   | detection (all); semantic, semantic boundaries, boundaries   |
-|         |                 |        | (4998 / 5717 = 87 %); human parts (1716 / 5717 = 30 %)       |
-| nyu     | NYU             | 23024  | normals                                                      |
-| msra10k | MSRA10K         | 10000  | saliency (one dominant object on a plain background)         |
-| bsd     | BSD             | 5100   | boundaries                                                   |
+- views of the synthetic world that keep only the labels of a real data set
+  (:class:`~ubernet_lite.data.synthetic.views.UnionMember`, :func:`ubernet_lite.data.diverse_union`);
+- the real data sets themselves (:func:`ubernet_lite.data.real.diverse_union_real`).
 
-A label a sample does not carry is *absent* from its dict and ``has_label[target]`` is False; it is
-never filled with zeros. Which samples of a member carry a partial label is a deterministic random
-subset of exactly ``round(fraction * len(member))`` items; the subsets of one member are nested
-(the 30 % with parts are among the 87 % with segmentation, as the part annotations of PASCAL are a
-subset of its segmented images).
-
-The paper uses "a particular proportion of images per dataset, moderately favoring the high-level
-tasks" (Sec. 5); :data:`DEFAULT_PROPORTIONS` does the same. ``proportions`` sets both how many of the
-union's ``length`` items each member holds and how often :class:`UnionSampler` draws from it.
+A member is any ``Dataset`` whose samples follow docs/internals.md and that has
+``label_mask(j)`` (``has_label`` of item ``j`` without decoding or rendering it).
+:class:`DiverseUnion` concatenates the members and gives each a share of the draws
+(``proportions``), :class:`UnionSampler` draws by those shares, and :class:`AnnotationMatrix`
+counts the labels of a union: the paper's table computed from the data.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..progress import progress_bar
 from ..tasks import TARGETS
+from .sample import stable_seed
 
-#: Sample keys that belong to each target (``detection`` stands for boxes, labels, difficult).
-TARGET_KEYS: dict[str, tuple[str, ...]] = {
-    "boundaries": ("boundaries",),
-    "normals": ("normals",),
-    "saliency": ("saliency",),
-    "semantic": ("semantic",),
-    "parts": ("parts",),
-    "semantic_boundaries": ("semantic_boundaries",),
-    "detection": ("boxes", "labels", "difficult"),
-}
+#: The data-set table of the course slides (reference 000, "Divers datasets"), the only copy:
+#: images per training set (``"images"``) and how many of them carry each target (targets not
+#: listed: none). The synthetic union's fractions (``synthetic/views.py``) and the real union's
+#: counts and proportions (``real/union.py``) are derived from it.
+DATASET_TABLE: dict[str, dict[str, int]] = {
+    "voc07": {"images": 5011, "detection": 5011, "semantic": 422},  # VOC'07 trainval
+    "voc12_train": {"images": 5717, "detection": 5717, "semantic": 4998,
+                    "semantic_boundaries": 4998, "boundaries": 4998, "parts": 1716},
+    "voc12_val": {"images": 5823, "detection": 5823, "semantic": 5105,
+                  "semantic_boundaries": 5105, "boundaries": 5105, "parts": 1817},
+    "nyu": {"images": 23024, "normals": 23024},
+    "msra10k": {"images": 10000, "saliency": 10000},
+    "bsd": {"images": 5100, "boundaries": 5100},
+}  # fmt: skip
 
-#: Keys of a member's table entry that are not targets.
-MEMBER_OPTIONS = ("style", "proportion")
-
-#: The paper's order of the rows of its data-set table (slides 000, "Divers datasets").
+#: The paper's order of the rows of its data-set table.
 TABLE_ROWS = (
     "detection",
     "semantic",
@@ -63,103 +56,20 @@ TABLE_ROWS = (
     "boundaries",
 )
 
-#: Image counts of the real data sets in the slides' table (for ``proportions="paper"``).
-PAPER_SIZES = {"voc07": 5011, "voc12": 5717, "nyu": 23024, "msra10k": 10000, "bsd": 5100}
 
-#: Default members: target -> fraction of the member's images labelled, plus the view's style
-#: and the member's share of the union. Fractions are the slides' table counts.
-DEFAULT_TABLE: dict[str, dict] = {
-    "voc07": {"detection": 1.0, "semantic": 422 / 5011, "style": "scene", "proportion": 0.25},
-    "voc12": {
-        "detection": 1.0,
-        "semantic": 4998 / 5717,
-        "semantic_boundaries": 4998 / 5717,
-        "boundaries": 4998 / 5717,
-        "parts": 1716 / 5717,
-        "style": "scene",
-        "proportion": 0.30,
-    },
-    "nyu": {"normals": 1.0, "style": "indoor", "proportion": 0.15},
-    "msra10k": {"saliency": 1.0, "style": "msra", "proportion": 0.15},
-    "bsd": {"boundaries": 1.0, "style": "scene", "proportion": 0.15},
-}
-
-#: The default share of each member in the union (moderately favouring the high-level tasks).
-DEFAULT_PROPORTIONS = {name: entry["proportion"] for name, entry in DEFAULT_TABLE.items()}
-
-
-def stable_seed(*parts) -> int:
-    """A 31-bit seed from any printable parts, the same on every machine and Python run."""
-    return zlib.crc32("/".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
+def table_counts(*columns: str) -> dict[str, int]:
+    """``{"images": n, target: count}`` of one column of :data:`DATASET_TABLE`, or the sum of
+    several (e.g. VOC'12 train + val)."""
+    out: dict[str, int] = {}
+    for c in columns:
+        for key, n in DATASET_TABLE[c].items():
+            out[key] = out.get(key, 0) + n
+    return out
 
 
 # --------------------------------------------------------------------------------------------
-# Validation
+# Proportions
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemberSpec:
-    """One member of the union, parsed from a table entry.
-
-    Attributes:
-        name: the member's name (a column of the annotation matrix).
-        fractions: target -> fraction of the member's images that carry it, in [0, 1]; targets
-            not listed have fraction 0.
-        style: the world's rendering style for this view (``"scene"``, ``"indoor"``, ``"msra"``).
-        proportion: the member's (unnormalised) share of the union.
-    """
-
-    name: str
-    fractions: dict[str, float]
-    style: str = "scene"
-    proportion: float = 1.0
-
-
-def parse_table(table: Mapping[str, Mapping]) -> list[MemberSpec]:
-    """Check a union table ``{name: {target: fraction, "style": str, "proportion": float}}``.
-
-    Raises:
-        ValueError: with one line saying what was expected, for an unknown task name, a fraction
-            outside [0, 1], or an empty table.
-    """
-    if not isinstance(table, Mapping) or not table:
-        raise ValueError(
-            "a union table must be a non-empty dict {name: {target: fraction in [0, 1], ...}}; "
-            f"got {table!r}"
-        )
-    specs = []
-    for name, entry in table.items():
-        if not isinstance(entry, Mapping):
-            raise ValueError(
-                f"union table entry {name!r} must be a dict {{target: fraction}}, got {entry!r}"
-            )
-        fractions = {}
-        for key, value in entry.items():
-            if key in MEMBER_OPTIONS:
-                continue
-            if key not in TARGETS:
-                raise ValueError(
-                    f"union table entry {name!r}: unknown task {key!r}; the targets are "
-                    f"{list(TARGETS)} (plus the options {list(MEMBER_OPTIONS)})"
-                )
-            try:
-                frac = float(value)
-            except (TypeError, ValueError):
-                frac = float("nan")
-            if not 0.0 <= frac <= 1.0:
-                raise ValueError(
-                    f"union table entry {name!r}: the fraction of {key!r} must be a number in "
-                    f"[0, 1] (1 = all images labelled), got {value!r}"
-                )
-            fractions[key] = frac
-        style = entry.get("style", "scene")
-        if not isinstance(style, str):
-            raise ValueError(f"union table entry {name!r}: style must be a string, got {style!r}")
-        specs.append(
-            MemberSpec(str(name), fractions, style=style, proportion=entry.get("proportion", 1.0))
-        )
-    return specs
 
 
 def check_proportions(proportions, names: Sequence[str]) -> list[float]:
@@ -211,104 +121,6 @@ def allocate(length: int, proportions: Sequence[float]) -> list[int]:
     for k in order[: length - sum(counts)]:
         counts[k] += 1
     return counts
-
-
-# --------------------------------------------------------------------------------------------
-# One member: a view of the world that keeps only some labels
-# --------------------------------------------------------------------------------------------
-
-
-def _default_world(split: str, size: int, seed: int, style: str, length: int):
-    from .synthetic import SynthWorld
-
-    return SynthWorld(split=split, size=size, seed=seed, style=style, length=length)
-
-
-class UnionMember(Dataset):
-    """A view of the world with the labels of one real data set (a column of the paper's table).
-
-    ``member[j]`` is ``world[j]`` with the labels this member does not carry removed (keys absent,
-    ``has_label[t]`` False) and ``meta["dataset"] = name``. ``instances`` (not a task) is dropped.
-
-    Args:
-        spec: the member's :class:`MemberSpec`.
-        length: number of images.
-        split, size, seed: as for the world; the world's seed is derived from ``(seed, name)``.
-        world: ``world(split=, size=, seed=, style=)`` -> an indexable data set of fully labelled
-            samples (default: :class:`ubernet_lite.data.SynthWorld`).
-    """
-
-    def __init__(
-        self,
-        spec: MemberSpec,
-        length: int,
-        split: str = "train",
-        size: int = 128,
-        seed: int = 0,
-        world: Callable | None = None,
-    ):
-        self.spec = spec
-        self.name = spec.name
-        self.style = spec.style
-        self.fractions = {t: spec.fractions.get(t, 0.0) for t in TARGETS}
-        self.length = int(length)
-        self.split = split
-        world_seed = stable_seed(seed, spec.name)
-        if world is None:
-            self.world = _default_world(split, size, world_seed, spec.style, self.length)
-        else:
-            self.world = world(split=split, size=size, seed=world_seed, style=spec.style)
-        if hasattr(self.world, "__len__") and len(self.world) < self.length:
-            raise ValueError(
-                f"member {self.name!r} needs {self.length} images but its world has only "
-                f"{len(self.world)}"
-            )
-        # A deterministic random rank per image; image j carries target t iff its rank is below
-        # round(fraction_t * length): exact counts, nested subsets.
-        g = torch.Generator().manual_seed(stable_seed(seed, split, spec.name, "labels"))
-        self._rank = torch.argsort(torch.randperm(self.length, generator=g))
-        self._cut = {t: round(f * self.length) for t, f in self.fractions.items()}
-
-    def __len__(self) -> int:
-        return self.length
-
-    def label_mask(self, j: int) -> dict[str, bool]:
-        """``has_label`` of item ``j`` over all seven targets, without rendering it."""
-        r = int(self._rank[self._check_index(j)])
-        return {t: r < self._cut[t] for t in TARGETS}
-
-    def _check_index(self, j: int) -> int:
-        j = int(j)
-        if not -self.length <= j < self.length:
-            raise IndexError(f"member {self.name!r}: index {j} out of range [0, {self.length})")
-        return j % self.length if self.length else j
-
-    def __getitem__(self, j: int) -> dict:
-        j = self._check_index(j)
-        has = self.label_mask(j)
-        sample = dict(self.world[j])
-        sample.pop("instances", None)
-        for t in TARGETS:
-            keys = TARGET_KEYS[t]
-            if has[t]:
-                missing = [k for k in keys if k not in sample]
-                if missing:
-                    raise KeyError(
-                        f"member {self.name!r} should carry {t!r} but its world's sample {j} "
-                        f"lacks {missing}"
-                    )
-            else:
-                for k in keys:
-                    sample.pop(k, None)
-        sample["has_label"] = has
-        meta = dict(sample.get("meta", {}))
-        meta.update(dataset=self.name, split=self.split, index=j, style=self.style)
-        sample["meta"] = meta
-        return sample
-
-    def __repr__(self) -> str:
-        labels = ", ".join(f"{t}={f:.0%}" for t, f in self.fractions.items() if f > 0)
-        return f"UnionMember({self.name!r}, n={self.length}, style={self.style!r}, {labels})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,38 +198,52 @@ class AnnotationMatrix:
 class DiverseUnion(Dataset):
     """The union of partially labelled members: a single training set (Sec. 3).
 
-    Item ``i`` is item ``j`` of member ``m`` (members concatenated in table order); it is a pure
-    function of ``(seed, split, size, length, i)``, the table and the proportions. Use :func:`diverse_union` to build one.
+    Item ``i`` is item ``j`` of member ``m`` (members concatenated in order); ``meta["dataset"]``
+    names the member, ``meta["union_index"]`` is ``i``. Build one with
+    :func:`ubernet_lite.data.diverse_union` (views of the synthetic world) or
+    :func:`ubernet_lite.data.real.diverse_union_real` (the real data sets).
+
+    Args:
+        members: ``{name: data set}`` in order; each member has ``label_mask(j)``.
+        proportions: the members' shares of the draws: ``{name: weight}`` or one weight per
+            member (>= 0, not all 0; normalised by :func:`check_proportions`).
+        split, size, seed: what the union was built with (shown by ``repr``; ``None`` where it
+            does not apply, e.g. the size of real images).
 
     Attributes:
-        members: the :class:`UnionMember` views, in table order.
-        proportions: the members' normalised shares (their sizes follow them).
+        members: the member data sets, in order.
+        proportions: the members' normalised shares.
+        offsets: ``offsets[m]`` is the union index of member ``m``'s first item; ``offsets[-1]``
+            the union's length.
     """
 
     def __init__(
         self,
-        specs: Sequence[MemberSpec],
-        proportions: Sequence[float],
-        length: int,
-        split: str = "train",
-        size: int = 128,
-        seed: int = 0,
-        world: Callable | None = None,
+        members: Mapping[str, Dataset],
+        proportions,
+        split: str | None = None,
+        size: int | None = None,
+        seed: int | None = None,
     ):
+        if not members:
+            raise ValueError("a union needs at least one member data set")
         self.split, self.size, self.seed = split, size, seed
-        self.proportions = list(proportions)
-        sizes = allocate(length, self.proportions)
-        self.members = [
-            UnionMember(spec, n, split=split, size=size, seed=seed, world=world)
-            for spec, n in zip(specs, sizes, strict=True)
-        ]
+        self._names = list(members)
+        self.members = list(members.values())
+        self.proportions = check_proportions(proportions, self._names)
         self.offsets = [0]
         for m in self.members:
             self.offsets.append(self.offsets[-1] + len(m))
 
     @property
     def names(self) -> list[str]:
-        return [m.name for m in self.members]
+        return list(self._names)
+
+    def member(self, name: str) -> Dataset:
+        """The member called ``name``."""
+        if name not in self._names:
+            raise KeyError(f"no member {name!r}; the members are {self._names}")
+        return self.members[self._names.index(name)]
 
     def __len__(self) -> int:
         return self.offsets[-1]
@@ -429,10 +255,8 @@ class DiverseUnion(Dataset):
         if not -n <= i < n:
             raise IndexError(f"union index {i} out of range [0, {n})")
         i %= n
-        for k in range(len(self.members)):
-            if i < self.offsets[k + 1]:
-                return k, i - self.offsets[k]
-        raise AssertionError("unreachable")
+        k = bisect.bisect_right(self.offsets, i) - 1
+        return k, i - self.offsets[k]
 
     def __getitem__(self, i: int) -> dict:
         k, j = self.locate(i)
@@ -441,37 +265,59 @@ class DiverseUnion(Dataset):
         return sample
 
     def label_mask(self, i: int) -> dict[str, bool]:
-        """``has_label`` of union item ``i`` (without rendering it)."""
+        """``has_label`` of union item ``i`` (without rendering or decoding it)."""
         k, j = self.locate(i)
         return self.members[k].label_mask(j)
+
+    def label_table(
+        self, from_samples: bool = False, progress: bool = False
+    ) -> dict[str, dict[str, int]]:
+        """``{member: {"images": n, target: count}}``: labelled images per member and target.
+
+        Args:
+            from_samples: load every item and count its ``has_label`` (slow, but reads the data
+                itself); by default the members' label masks are counted without loading.
+            progress: show a progress bar (``tqdm.auto``) over the members' images.
+        """
+        table = {}
+        for name, m in zip(self._names, self.members, strict=True):
+            counts = {"images": len(m), **dict.fromkeys(TARGETS, 0)}
+            for j in progress_bar(range(len(m)), enabled=progress, desc=name, leave=False):
+                has = m[j]["has_label"] if from_samples else m.label_mask(j)
+                for t in TARGETS:
+                    counts[t] += bool(has[t])
+            table[name] = counts
+        return table
 
     def annotation_matrix(
         self, from_samples: bool = False, progress: bool = False
     ) -> AnnotationMatrix:
-        """Labelled images per task and member (the paper's data-set table).
+        """Labelled images per task and member (the paper's data-set table, from the data); the
+        arguments are those of :meth:`label_table`."""
+        table = self.label_table(from_samples=from_samples, progress=progress)
+        counts = {t: {m: table[m][t] for m in self._names} for t in TARGETS}
+        return AnnotationMatrix(counts, {m: table[m]["images"] for m in self._names})
 
-        Args:
-            from_samples: render every item and count its ``has_label`` (slow, but reads the data
-                itself); by default the members' label masks are counted without rendering.
-            progress: show a progress bar (``tqdm.auto``) over the members' images.
-        """
-        from ..progress import progress_bar
-
-        counts = {t: {m.name: 0 for m in self.members} for t in TARGETS}
-        for m in self.members:
-            for j in progress_bar(range(len(m)), enabled=progress, desc=m.name, leave=False):
-                has = m[j]["has_label"] if from_samples else m.label_mask(j)
-                for t in TARGETS:
-                    counts[t][m.name] += bool(has[t])
-        return AnnotationMatrix(counts, {m.name: len(m) for m in self.members})
+    def sample_weights(self) -> torch.Tensor:
+        """float64 [N]: the probability of drawing each union index (sums to 1)."""
+        w = torch.zeros(len(self), dtype=torch.float64)
+        for k, p in enumerate(self.proportions):
+            a, b = self.offsets[k], self.offsets[k + 1]
+            if b > a:
+                w[a:b] = p / (b - a)
+        return w / w.sum()
 
     def sampler(self, proportions=None, num_samples: int | None = None, seed: int = 0):
         """A :class:`UnionSampler` over this union (default: the union's own proportions)."""
         return UnionSampler(self, proportions=proportions, num_samples=num_samples, seed=seed)
 
     def __repr__(self) -> str:
+        head = [
+            f"{k}={v!r}" for k, v in (("split", self.split), ("size", self.size)) if v is not None
+        ]
+        head.append(f"n={len(self)}")
         body = ",\n  ".join(repr(m) for m in self.members)
-        return f"DiverseUnion(split={self.split!r}, size={self.size}, n={len(self)},\n  {body})"
+        return f"DiverseUnion({', '.join(head)},\n  {body})"
 
 
 class UnionSampler(Sampler[int]):
@@ -482,7 +328,7 @@ class UnionSampler(Sampler[int]):
     default); other proportions re-balance the tasks without rebuilding the union.
 
     Args:
-        union: a :class:`DiverseUnion`.
+        union: a :class:`DiverseUnion` (synthetic or real members alike).
         proportions: dict ``{member: weight}`` or a list of weights; default the union's own.
         num_samples: indices per epoch (default ``len(union)``).
         seed: the seed of the draws.
@@ -523,67 +369,3 @@ class UnionSampler(Sampler[int]):
         offsets = torch.tensor(self.union.offsets[:-1], dtype=torch.long)
         within = (torch.rand(n, generator=g, dtype=torch.float64) * sizes[member]).long()
         yield from (offsets[member] + within).tolist()
-
-
-def diverse_union(
-    split: str = "train",
-    size: int = 128,
-    seed: int = 0,
-    table: Mapping[str, Mapping] | None = None,
-    proportions=None,
-    length: int = 1000,
-    real: bool = False,
-    world: Callable | None = None,
-    root=None,
-):
-    """The union of partially labelled views of the synthetic world (the paper's diverse data sets).
-
-    Args:
-        split: ``"train"``, ``"val"`` or ``"test"`` (passed to the world; splits are disjoint).
-        size: image side in pixels.
-        seed: seed of the worlds, of the labelled subsets and nothing else.
-        table: ``{name: {target: fraction in [0, 1], "style": str, "proportion": float}}``;
-            default :data:`DEFAULT_TABLE` (the slides' table).
-        proportions: members' shares: a dict ``{name: weight}``, a list, or ``"paper"`` for the
-            real data sets' sizes; default the table's ``proportion`` entries.
-        length: total number of images of the union.
-        real: ``True`` builds the union of the real data sets under ``root`` instead
-            (:func:`ubernet_lite.data.real.diverse_union_real`, issue 8); ``size``, ``seed``,
-            ``length`` and ``world`` are then unused.
-        world: ``world(split=, size=, seed=, style=)`` -> fully labelled samples (default
-            :class:`~ubernet_lite.data.SynthWorld`).
-        root: the data root of the real data sets (with ``real=True`` only).
-
-    Returns:
-        a :class:`DiverseUnion` (a torch ``Dataset``) with ``.members``, ``.annotation_matrix()``
-        and ``.sampler()``.
-    """
-    if real:
-        try:
-            from .real import diverse_union_real
-        except ImportError:
-            raise NotImplementedError(
-                "diverse_union(real=True) needs ubernet_lite/data/real.py (issue 8); load real "
-                "data sets with ul.data.load_dataset(name, root, split) meanwhile"
-            ) from None
-        if table is not None:
-            raise ValueError(
-                "diverse_union(real=True) takes its members from real.py's table; "
-                "pass table=None (choose members with ul.data.real.diverse_union_real)"
-            )
-        return diverse_union_real(root=root, split=split, proportions=proportions)
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"length must be an integer >= 0, got {length!r}")
-    specs = parse_table(DEFAULT_TABLE if table is None else table)
-    names = [s.name for s in specs]
-    if isinstance(proportions, str):
-        if proportions != "paper":
-            raise ValueError(f"proportions: the only named choice is 'paper', got {proportions!r}")
-        missing = [n for n in names if n not in PAPER_SIZES]
-        if missing:
-            raise ValueError(f"proportions='paper' knows only {list(PAPER_SIZES)}, not {missing}")
-        proportions = {n: PAPER_SIZES[n] for n in names}
-    elif proportions is None:
-        proportions = [s.proportion for s in specs]
-    probs = check_proportions(proportions, names)
-    return DiverseUnion(specs, probs, length, split=split, size=size, seed=seed, world=world)

@@ -1,25 +1,66 @@
-"""The paper's real data sets (interim: everything still lives in base.py)."""
+"""The paper's real data sets: file readers and the loader base (base.py), one loader per set
+(voc.py, sbd.py, parts.py, nyu.py, msra.py, bsds.py, pascal_s.py), the registry and the test sets
+(registry.py), the paper's training union (union.py) and the transforms for images of any size
+(transforms.py).
 
-from .base import *  # noqa: F403
-from .base import (  # noqa: F401
-    DATASETS,
-    PAPER_PROPORTIONS,
-    PAPER_TABLE,
-    TEST_SETS,
-    CenterCrop,
+```python
+voc = ul.data.load_dataset("voc2007", root, split="trainval")
+union = ul.data.real.diverse_union_real(root)          # a DiverseUnion of the real members
+tests = ul.data.real.load_test_sets(root)              # {target: its test set}, TEST_SETS
+```
+"""
+
+from .base import (
+    DATA_ENV,
+    FOLDERS,
     CorruptFileError,
     DatasetNotFoundError,
     RealDataset,
-    RealUnion,
-    ResizeShortestSide,
-    available_datasets,
     data_root,
     dataset_folder,
-    diverse_union_real,
+)
+from .registry import (
+    DATASETS,
+    TEST_SETS,
+    DatasetInfo,
+    EvalSetInfo,
+    available_datasets,
     load_dataset,
     load_test_sets,
-    members_for_targets,
-    real_transforms,
-    shortest_side_shape,
     voc2012_segmentation_val_ids,
 )
+from .transforms import CenterCrop, ResizeShortestSide, real_transforms, shortest_side_shape
+from .union import (
+    COLUMNS,
+    PAPER_PROPORTIONS,
+    PAPER_TABLE,
+    diverse_union_real,
+    members_for_targets,
+)
+
+__all__ = [
+    "DATA_ENV",
+    "FOLDERS",
+    "CorruptFileError",
+    "DatasetNotFoundError",
+    "RealDataset",
+    "data_root",
+    "dataset_folder",
+    "DATASETS",
+    "TEST_SETS",
+    "DatasetInfo",
+    "EvalSetInfo",
+    "available_datasets",
+    "load_dataset",
+    "load_test_sets",
+    "voc2012_segmentation_val_ids",
+    "CenterCrop",
+    "ResizeShortestSide",
+    "real_transforms",
+    "shortest_side_shape",
+    "COLUMNS",
+    "PAPER_PROPORTIONS",
+    "PAPER_TABLE",
+    "diverse_union_real",
+    "members_for_targets",
+]

@@ -28,7 +28,7 @@ benchmark of Chen et al. 2014 / Xia et al. 2016, which the paper evaluates on), 
 Splits: ``train`` / ``val`` are the images of VOC 2012's ``ImageSets/Main/person_<split>.txt``
 that contain a person (flag 1 or 0) and have a PASCAL-Part file. The paper's table counts 1716
 train and 1817 val images with human parts (the PASCAL-Person-Part split); the val images are the
-part-segmentation test set that :func:`~.real.diverse_union_real` holds out of training. The
+part-segmentation test set that :func:`~.union.diverse_union_real` holds out of training. The
 counts this rule gives on the real files have not been checked here (no network).
 """
 
