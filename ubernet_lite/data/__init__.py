@@ -10,7 +10,8 @@ voc   = ul.data.load_dataset("voc2007", root, split="trainval")  # real data set
 Layout: ``sample.py`` (the sample format), ``union.py`` (the union of partially labelled members,
 its sampler and the paper's data-set table), ``transforms.py``, ``collate.py``; ``synthetic/`` (the
 world and its views) and ``real/`` (the real data sets, their registry, union and test sets).
-Imports run one way: ``sample`` <- ``union``, ``transforms`` <- ``real`` <- ``synthetic``.
+Imports run one way: ``sample`` <- ``union`` and ``transforms`` <- ``real/`` <- ``synthetic/``
+(whose ``diverse_union(real=True)`` hands over to ``real.diverse_union_real``); nothing imports back.
 """
 
 from .collate import collate

@@ -31,6 +31,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .base import (
     CorruptFileError,
@@ -195,8 +196,6 @@ def read_normals(path) -> torch.Tensor:
         except (OSError, ValueError, EOFError) as e:
             raise CorruptFileError(f"{path}: corrupt or truncated .npy ({e})") from e
         return decode_normals(arr, path)
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -256,7 +255,7 @@ class NYUv2Dataset(RealDataset):
                 )
 
     def _file(self):
-        import h5py
+        import h5py  # deferred: ~0.2 s of import time that only the official NYU .mat (HDF5) needs
 
         if (
             self._h5 is None or self._pid != os.getpid()
