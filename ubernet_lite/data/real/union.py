@@ -114,6 +114,16 @@ def diverse_union_real(
     return DiverseUnion(built, proportions, split=split)
 
 
+#: The split each member loads: the training images of the slides' table.
+MEMBER_SPLITS = {
+    "voc2007": "trainval",
+    "voc2012": "trainval",
+    "nyuv2": "train",
+    "msra10k": "train",
+    "bsds500": "trainval",
+}
+
+
 def _union_member(
     name: str,
     root,
@@ -123,41 +133,36 @@ def _union_member(
     require_all: bool,
     exclude_ids: Iterable[str] = (),
 ):
-    if name == "voc2007":
-        return load_dataset("voc2007", root, "trainval", on_error=on_error)
-    if name == "voc2012":
-        dataset_folder("voc2012", root)  # the images: without them there is no member
-        base = data_root(root)
-        extras, exclude = [], set(exclude_ids)
-        try:
-            extras.append(SBDDataset(root=base, split=sbd_split, on_error=on_error))
-        except DatasetNotFoundError as e:
-            if require_all:
-                raise
-            warnings.warn(f"union: voc2012 without SBD labels: {e}", stacklevel=3)
-        try:
-            extras.append(PascalPartsDataset(root=base, split="train", on_error=on_error))
-            if hold_out_parts_test:
-                exclude |= set(PascalPartsDataset(root=base, split="val", on_error=on_error).ids)
-        except DatasetNotFoundError as e:
-            if require_all:
-                raise
-            warnings.warn(f"union: voc2012 without PASCAL-Part labels: {e}", stacklevel=3)
-        return load_dataset(
-            "voc2012",
-            root,
-            "trainval",
-            extra_labels=tuple(extras),
-            exclude_ids=exclude,
-            on_error=on_error,
-        )
-    if name == "nyuv2":
-        return load_dataset("nyuv2", root, "train", on_error=on_error)
-    if name == "msra10k":
-        return load_dataset("msra10k", root, "train", on_error=on_error)
-    if name == "bsds500":
-        return load_dataset("bsds500", root, "trainval", on_error=on_error)
-    raise ValueError(f"unknown union member {name!r}")  # pragma: no cover
+    extra = {}
+    if name == "voc2012":  # the one member that merges the labels of three data sets
+        extra = _voc2012_labels(root, hold_out_parts_test, sbd_split, on_error, require_all)
+        extra["exclude_ids"] |= set(exclude_ids)
+    return load_dataset(name, root, MEMBER_SPLITS[name], on_error=on_error, **extra)
+
+
+def _voc2012_labels(
+    root, hold_out_parts_test: bool, sbd_split: str, on_error: str, require_all: bool
+) -> dict:
+    """The VOC 2012 loader's ``extra_labels`` (SBD, PASCAL-Part) and ``exclude_ids`` (the
+    part-segmentation test images)."""
+    dataset_folder("voc2012", root)  # the images: without them there is no member
+    base = data_root(root)
+    extras, exclude = [], set()
+    try:
+        extras.append(SBDDataset(root=base, split=sbd_split, on_error=on_error))
+    except DatasetNotFoundError as e:
+        if require_all:
+            raise
+        warnings.warn(f"union: voc2012 without SBD labels: {e}", stacklevel=4)
+    try:
+        extras.append(PascalPartsDataset(root=base, split="train", on_error=on_error))
+        if hold_out_parts_test:
+            exclude |= set(PascalPartsDataset(root=base, split="val", on_error=on_error).ids)
+    except DatasetNotFoundError as e:
+        if require_all:
+            raise
+        warnings.warn(f"union: voc2012 without PASCAL-Part labels: {e}", stacklevel=4)
+    return {"extra_labels": tuple(extras), "exclude_ids": exclude}
 
 
 def members_for_targets(targets: Iterable[str]) -> list[str]:
