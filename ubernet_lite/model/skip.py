@@ -103,8 +103,19 @@ class SkipFusion(nn.Module):
             w = self.fusion[i]
             y = F.conv2d(c, e.weight * w.view(-1, 1, 1, 1), e.bias * w)  # F^t_i * E_i^t(B_i(C_i))
             by_stride[s] = y if s not in by_stride else by_stride[s] + y
-        out = None
-        for s, y in by_stride.items():
-            term = upsample_from_stride(y, s, size)
-            out = term if out is None else out + term
-        return out
+        strides = sorted(by_stride, reverse=True)
+        if not all(a % b == 0 for a, b in zip(strides, strides[1:], strict=False)):
+            out = None
+            for s, y in by_stride.items():
+                term = upsample_from_stride(y, s, size)
+                out = term if out is None else out + term
+            return out
+        # Coarse to fine: a stride-8 map interpolated onto the stride-4 cells (which lie on its
+        # own grid lines: cell j at pixel 4 j) is the same piecewise-bilinear function, so
+        # up_8(y_8) + up_4(y_4) = up_4(up_{8->4}(y_8) + y_4) exactly, and only the finest sum is
+        # interpolated to full resolution (one full-size interpolation instead of three).
+        out = by_stride[strides[0]]
+        for coarse, fine in zip(strides, strides[1:], strict=False):
+            y = by_stride[fine]
+            out = upsample_from_stride(out, coarse // fine, tuple(y.shape[-2:])) + y
+        return upsample_from_stride(out, strides[-1], size)
