@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ubernet_lite.model import SkipFusion, image_pyramid, min_input_size
 from ubernet_lite.model.pyramid import level_size
@@ -74,8 +75,9 @@ def test_fast_fusion_equals_the_sum_of_weighted_responses():
 
 @pytest.mark.parametrize("size", [(40, 50), (33, 31), (128, 128), (32, 32)])
 def test_coarse_to_fine_fusion_equals_the_reference_in_float64_with_gradients(size):
-    """The coarse-to-fine interpolation of the fused skips (stride 8 -> 4 -> 2 -> 1) against
-    ``responses``: every tap interpolated straight to full resolution, weighted and summed."""
+    """The coarse-to-fine interpolation of the fused skips (stride 8 -> 4 -> 2 -> 1) against the
+    definition: every tap's response interpolated straight to full resolution (F.interpolate),
+    weighted by F^t and summed."""
     torch.manual_seed(1)
     chans, strides = (4, 6, 8, 8, 8, 10), (1, 2, 4, 8, 8, 8)
     skip = SkipFusion(chans, strides, out_channels=3).double()
@@ -87,9 +89,12 @@ def test_coarse_to_fine_fusion_equals_the_reference_in_float64_with_gradients(si
     sizes += [sizes[-1]] * 2
     taps = [torch.randn(2, c, *s, dtype=torch.float64) for c, s in zip(chans, sizes, strict=True)]
     fast = skip(taps, size)
-    ref = sum(
-        skip.fusion[i].view(1, -1, 1, 1) * r for i, r in enumerate(skip.responses(taps, size))
-    )
+    ref = 0
+    for i, (e, c, s) in enumerate(zip(skip.skips, taps, strides, strict=True)):
+        y = e(c)
+        span = [s * (n - 1) + 1 for n in y.shape[-2:]]
+        y = F.interpolate(y, size=span, mode="bilinear", align_corners=True)
+        ref = ref + skip.fusion[i].view(1, -1, 1, 1) * y[..., : size[0], : size[1]]
     torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
     up = torch.randn(ref.shape, dtype=torch.float64)
     params = list(skip.parameters())

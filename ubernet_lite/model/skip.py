@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .upsample import upsample_corners
+
 
 def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:
     """Bring a stride-``stride`` map to the resolution of its image level, aligned exactly.
@@ -38,8 +40,8 @@ def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) ->
         raise ValueError(
             f"a stride-{stride} map of {h}x{w} cannot cover a {size[0]}x{size[1]} level"
         )
-    y = F.interpolate(x, size=span, mode="bilinear", align_corners=True)
-    return y[..., : size[0], : size[1]]
+    y = upsample_corners(x, stride)  # = F.interpolate(x, span, "bilinear", align_corners=True)
+    return y if tuple(span) == tuple(size) else y[..., : size[0], : size[1]]
 
 
 class TapNorms(nn.Module):
