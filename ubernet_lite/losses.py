@@ -87,15 +87,20 @@ def _check_dense(
 
 def _binary_target(task: str, target: torch.Tensor):
     """``target`` in {0, 1, 255} -> (float target, bool valid); error on other values."""
-    t = target.long()
-    bad = (t != 0) & (t != 1) & (t != IGNORE)
+    valid = _binary_valid(task, target)
+    return (target == 1).to(torch.get_default_dtype()), valid
+
+
+def _binary_valid(task: str, target: torch.Tensor) -> torch.Tensor:
+    """``target != 255`` (bool), after checking that every value is 0, 1 or 255."""
+    t = target if target.dtype == torch.uint8 else target.long()
+    bad = (t > 1) & (t != IGNORE) if t.dtype == torch.uint8 else (t != 0) & (t != 1) & (t != IGNORE)
     if bool(bad.any()):
         raise ValueError(
             f"{task}: binary target values must be 0, 1 or {IGNORE} (ignore), "
             f"found {sorted(set(t[bad].unique().tolist()))[:5]}"
         )
-    valid = t != IGNORE
-    return (t == 1).to(torch.get_default_dtype()), valid
+    return t != IGNORE
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,16 +249,43 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     Returns:
         int64 ``[N, H, W]``.
     """
-    x = positive.to(torch.float32).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
-    x = F.conv2d(
-        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
-    )
+    x = _blur(positive)
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")[:, 0]
     c = p[:, 1:-1, 1:-1]
     hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
     hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
     hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
+    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
+    return torch.round(angle / (math.pi / 4)).long() % 4
+
+
+def _blur(positive: torch.Tensor) -> torch.Tensor:
+    """The annotation blurred by the 5x5 triangle filter: bool [N, H, W] -> float [N, 1, H, W]."""
+    x = positive.to(torch.float32).unsqueeze(1)
+    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
+    return F.conv2d(
+        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
+    )
+
+
+def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """:func:`_normal_direction` at the flat indices ``at`` [P] only: int64 [P] (the blur is
+    computed everywhere, the Hessian and its angle at those pixels)."""
+    n, h, w = positive.shape
+    p = F.pad(_blur(positive), (1, 1, 1, 1), mode="replicate").reshape(
+        -1
+    )  # [N, H + 2, W + 2], flat
+    k = at // (h * w)
+    y, xx = (at % (h * w)) // w, at % w
+    centre = k * ((h + 2) * (w + 2)) + (y + 1) * (w + 2) + (xx + 1)
+
+    def q(dy: int, dx: int) -> torch.Tensor:  # the padded blur at (y + dy, x + dx)
+        return p[centre + dy * (w + 2) + dx]
+
+    c = q(0, 0)
+    hxx = q(0, 1) - 2 * c + q(0, -1)
+    hyy = q(1, 0) - 2 * c + q(-1, 0)
+    hxy = (q(1, 1) - q(1, -1) - q(-1, 1) + q(-1, -1)) / 4
     angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
     return torch.round(angle / (math.pi / 4)).long() % 4
 
@@ -363,7 +395,7 @@ def mil_bag_members(
     py, px = rem // w, rem % w
     if bag == "normal":
         table = torch.tensor(_DIRECTIONS, dtype=torch.long, device=positive.device)  # [4, 2]
-        d = _normal_direction(positive).reshape(-1)[idx]
+        d = _normal_direction_at(positive, idx)
         dy, dx = table[d, 0], table[d, 1]
         steps = [0] + [s for r in range(1, radius + 1) for s in (r, -r)]
         oy = torch.stack([s * dy for s in steps], 1)  # [P, K]
@@ -391,13 +423,16 @@ def _mil_prepare(
     if bag not in ("normal", "window"):
         raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
     logits, target = _as_channels(task, logits, target)
-    y, valid = _binary_target(task, target)
+    valid = _binary_valid(task, target)
     b, c, h, w = valid.shape
-    positive = (y > 0.5).reshape(b * c, h, w)
+    positive = (target == 1).reshape(b * c, h, w)
     vflat = valid.reshape(b * c, h, w)
     center, members, ok = mil_bag_members(positive, vflat, radius=radius, bag=bag)
-    k = 2 * radius + 1
-    near = F.max_pool2d(positive.float().unsqueeze(1), k, stride=1, padding=radius).squeeze(1) > 0
+    # the pixels within ``radius`` (max norm) of an annotated one: boundary_bags' max_pool2d
+    # dilation, written at the (few) annotated pixels' windows only
+    _, window, _ = mil_bag_members(positive, torch.ones_like(vflat), radius=radius, bag="window")
+    near = torch.zeros_like(vflat)
+    near.view(-1)[window.reshape(-1)] = True
     negative = (vflat & ~near).reshape(b, c, h, w)
     n_pos = positive.reshape(b, -1).sum(1)
     n_neg = negative.reshape(b, -1).sum(1)
