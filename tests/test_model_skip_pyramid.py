@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ubernet_lite.model import SkipFusion, image_pyramid, min_input_size
-from ubernet_lite.model.pyramid import level_size
+from ubernet_lite.model.pyramid import ScaleFusion, level_size
 from ubernet_lite.model.skip import TapNorms, upsample_from_stride
 
 
@@ -102,3 +102,22 @@ def test_coarse_to_fine_fusion_equals_the_reference_in_float64_with_gradients(si
     g_ref = torch.autograd.grad((ref * up).sum(), params)
     for a, b in zip(g_fast, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_scale_fusion_is_the_weighted_sum_in_float64_with_gradients():
+    torch.manual_seed(2)
+    fusion = ScaleFusion(3, 4).double()
+    with torch.no_grad():
+        fusion.weight.normal_()
+    ys = [torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    fast = fusion(ys)
+    ref = sum(w.view(1, -1, 1, 1) * y for w, y in zip(fusion.weight, ys, strict=True))
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    up = torch.randn(ref.shape, dtype=torch.float64)
+    inputs = [fusion.weight, *ys]
+    for a, b in zip(
+        torch.autograd.grad((fast * up).sum(), inputs),
+        torch.autograd.grad((ref * up).sum(), inputs),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

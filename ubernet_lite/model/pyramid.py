@@ -87,6 +87,6 @@ class ScaleFusion(nn.Module):
             raise ValueError(f"expected {self.weight.shape[0]} scale outputs, got {len(outputs)}")
         fused = None
         for w, y in zip(self.weight, outputs, strict=True):
-            term = w.view(1, -1, 1, 1) * y
-            fused = term if fused is None else fused + term
+            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
+            fused = w * y if fused is None else torch.addcmul(fused, w, y)
         return fused
