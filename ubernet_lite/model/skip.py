@@ -95,15 +95,29 @@ class SkipFusion(nn.Module):
             for e, c, s in zip(self.skips, taps, self.tap_strides, strict=True)
         ]
 
-    def forward(self, taps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    def folded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """F^t_i folded into E_i^t: per tap, the weight [out, C_i, 1, 1] and bias [out] of the
+        1x1 convolution ``F^t_i * E_i^t`` (computed once, used by every pyramid level)."""
+        return [
+            (e.weight * w.view(-1, 1, 1, 1), e.bias * w)
+            for e, w in zip(self.skips, self.fusion, strict=True)
+        ]
+
+    def forward(
+        self,
+        taps: list[torch.Tensor],
+        size: tuple[int, int],
+        folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         # Everything here is linear, so we compute the same sum more cheaply: F^t_i is folded
-        # into E_i^t's weights (no full-resolution multiply), and the taps that share a stride
-        # (conv4_3, conv5_3, fc7 at 8) are summed before one interpolation (interpolation is
-        # linear too). Equal to sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        # into E_i^t's weights (no full-resolution multiply; ``folded``, which the caller may
+        # pass once for all levels), and the taps that share a stride (conv4_3, conv5_3, fc7 at
+        # 8) are summed before one interpolation (interpolation is linear too). Equal to
+        # sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        folded = self.folded() if folded is None else folded
         by_stride: dict[int, torch.Tensor] = {}
-        for i, (e, c, s) in enumerate(zip(self.skips, taps, self.tap_strides, strict=True)):
-            w = self.fusion[i]
-            y = F.conv2d(c, e.weight * w.view(-1, 1, 1, 1), e.bias * w)  # F^t_i * E_i^t(B_i(C_i))
+        for (w, b), c, s in zip(folded, taps, self.tap_strides, strict=True):
+            y = F.conv2d(c, w, b)  # F^t_i * E_i^t(B_i(C_i))
             by_stride[s] = y if s not in by_stride else by_stride[s] + y
         strides = sorted(by_stride, reverse=True)
         if not all(a % b == 0 for a, b in zip(strides, strides[1:], strict=False)):
