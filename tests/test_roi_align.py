@@ -54,3 +54,14 @@ def test_no_boxes_gives_an_empty_batch():
     x = torch.randn(2, 4, 9, 9)
     out = separable_roi_align(x, [torch.zeros(0, 4), torch.zeros(0, 4)], 7, 1 / 8, 2)
     assert out.shape == (0, 4, 7, 7)
+
+
+def test_float32_under_autocast_as_torchvision():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 4, 9, 9, generator=g).to(torch.bfloat16)
+    boxes = [_boxes(6, 64, g).float()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        new = separable_roi_align(x, boxes, 7, 1 / 8, 2)
+        ref = roi_align(x, boxes, 7, spatial_scale=1 / 8, sampling_ratio=2, aligned=False)
+    assert new.dtype == ref.dtype
+    torch.testing.assert_close(new.float(), ref.float())

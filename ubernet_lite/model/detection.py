@@ -116,6 +116,13 @@ def separable_roi_align(
     """
     if sampling_ratio <= 0:
         raise ValueError(f"separable_roi_align needs a sampling_ratio > 0, got {sampling_ratio}")
+    device = features.device.type
+    if torch.is_autocast_enabled(device):  # as torchvision's roi_align: in float32 under autocast
+        with torch.autocast(device, enabled=False):
+            out = separable_roi_align(
+                features.float(), boxes, output_size, spatial_scale, sampling_ratio
+            )
+        return out.to(features.dtype)
     _, c, h, w = features.shape
     k = output_size
     outs = []
