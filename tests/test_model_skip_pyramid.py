@@ -1,9 +1,11 @@
 """Skip layers (E^t linear, F^t), tap BatchNorms, the pyramid and the scale fusion S^t."""
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from ubernet_lite.model import SkipFusion, image_pyramid, min_input_size
-from ubernet_lite.model.pyramid import level_size
+from ubernet_lite.model.pyramid import ScaleFusion, level_size
 from ubernet_lite.model.skip import TapNorms, upsample_from_stride
 
 
@@ -69,3 +71,53 @@ def test_fast_fusion_equals_the_sum_of_weighted_responses():
         skip.fusion[i].view(1, -1, 1, 1) * r for i, r in enumerate(skip.responses(taps, (40, 50)))
     )
     torch.testing.assert_close(skip(taps, (40, 50)), ref)
+
+
+@pytest.mark.parametrize("size", [(40, 50), (33, 31), (128, 128), (32, 32)])
+def test_coarse_to_fine_fusion_equals_the_reference_in_float64_with_gradients(size):
+    """The coarse-to-fine interpolation of the fused skips (stride 8 -> 4 -> 2 -> 1) against the
+    definition: every tap's response interpolated straight to full resolution (F.interpolate),
+    weighted by F^t and summed."""
+    torch.manual_seed(1)
+    chans, strides = (4, 6, 8, 8, 8, 10), (1, 2, 4, 8, 8, 8)
+    skip = SkipFusion(chans, strides, out_channels=3).double()
+    with torch.no_grad():
+        skip.fusion.normal_()
+    sizes = [size]
+    for _ in range(3):  # n -> n // 2 + 1 per stride-2 pool, as the trunk's ceil-mode pools
+        sizes.append(tuple(n // 2 + 1 for n in sizes[-1]))
+    sizes += [sizes[-1]] * 2
+    taps = [torch.randn(2, c, *s, dtype=torch.float64) for c, s in zip(chans, sizes, strict=True)]
+    fast = skip(taps, size)
+    ref = 0
+    for i, (e, c, s) in enumerate(zip(skip.skips, taps, strides, strict=True)):
+        y = e(c)
+        span = [s * (n - 1) + 1 for n in y.shape[-2:]]
+        y = F.interpolate(y, size=span, mode="bilinear", align_corners=True)
+        ref = ref + skip.fusion[i].view(1, -1, 1, 1) * y[..., : size[0], : size[1]]
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    up = torch.randn(ref.shape, dtype=torch.float64)
+    params = list(skip.parameters())
+    g_fast = torch.autograd.grad((fast * up).sum(), params)
+    g_ref = torch.autograd.grad((ref * up).sum(), params)
+    for a, b in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_scale_fusion_is_the_weighted_sum_in_float64_with_gradients():
+    torch.manual_seed(2)
+    fusion = ScaleFusion(3, 4).double()
+    with torch.no_grad():
+        fusion.weight.normal_()
+    ys = [torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    fast = fusion(ys)
+    ref = sum(w.view(1, -1, 1, 1) * y for w, y in zip(fusion.weight, ys, strict=True))
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    up = torch.randn(ref.shape, dtype=torch.float64)
+    inputs = [fusion.weight, *ys]
+    for a, b in zip(
+        torch.autograd.grad((fast * up).sum(), inputs),
+        torch.autograd.grad((ref * up).sum(), inputs),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

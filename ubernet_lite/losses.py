@@ -36,6 +36,7 @@ __all__ = [
     "cross_entropy",
     "detection",
     "hed_balanced",
+    "mil_bag_members",
     "mil_boundary",
     "normals_l1",
     "per_sample_mean",
@@ -86,15 +87,20 @@ def _check_dense(
 
 def _binary_target(task: str, target: torch.Tensor):
     """``target`` in {0, 1, 255} -> (float target, bool valid); error on other values."""
-    t = target.long()
-    bad = (t != 0) & (t != 1) & (t != IGNORE)
+    valid = _binary_valid(task, target)
+    return (target == 1).to(torch.get_default_dtype()), valid
+
+
+def _binary_valid(task: str, target: torch.Tensor) -> torch.Tensor:
+    """``target != 255`` (bool), after checking that every value is 0, 1 or 255."""
+    t = target if target.dtype == torch.uint8 else target.long()
+    bad = (t > 1) & (t != IGNORE) if t.dtype == torch.uint8 else (t != 0) & (t != 1) & (t != IGNORE)
     if bool(bad.any()):
         raise ValueError(
             f"{task}: binary target values must be 0, 1 or {IGNORE} (ignore), "
             f"found {sorted(set(t[bad].unique().tolist()))[:5]}"
         )
-    valid = t != IGNORE
-    return (t == 1).to(torch.get_default_dtype()), valid
+    return t != IGNORE
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,6 +121,11 @@ def cross_entropy(
     Returns:
         float ``[B]``.
     """
+    return _cross_entropy_apply(logits, _cross_entropy_prepare(logits, target, task), task)
+
+
+def _cross_entropy_prepare(logits: torch.Tensor, target: torch.Tensor, task: str) -> dict:
+    """The target side of :func:`cross_entropy`, checked once: labels and per-sample counts."""
     if target.dim() != 3:
         raise ValueError(
             f"{task}: expected labels [B, H, W] next to logits [B, K, H, W], got {tuple(target.shape)}"
@@ -128,9 +139,20 @@ def cross_entropy(
             f"{task}: labels must be in 0..{k - 1} or {IGNORE} (ignore) for {k} classes, "
             f"found {sorted(set(target[bad].unique().tolist()))[:5]}"
         )
-    valid = target != IGNORE
-    nll = F.cross_entropy(logits, target.masked_fill(~valid, 0), reduction="none")  # [B, H, W]
-    return per_sample_mean(nll, valid)
+    count = (target != IGNORE).reshape(target.shape[0], -1).sum(1)
+    return {"target": target, "count": count, "classes": k}
+
+
+def _cross_entropy_apply(logits: torch.Tensor, prep: dict, task: str) -> torch.Tensor:
+    target = prep["target"]
+    if logits.shape[1] != prep["classes"]:
+        raise ValueError(
+            f"{task}: expected {prep['classes']} logit channels, got {tuple(logits.shape)}"
+        )
+    _check_dense(task, logits, target, None, "logits [B, K, H, W], labels [B, H, W]")
+    # ignored pixels give exactly 0 (ignore_index), so the sum over the pixels is the valid sum
+    nll = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")  # [B, H, W]
+    return nll.reshape(nll.shape[0], -1).sum(1) / prep["count"].clamp(min=1).to(nll.dtype)
 
 
 def binary_cross_entropy(
@@ -148,10 +170,38 @@ def binary_cross_entropy(
     Returns:
         float ``[B]``.
     """
+    return _bce_apply(logits, _binary_prepare(logits, target, task), task)
+
+
+def _binary_prepare(logits: torch.Tensor, target: torch.Tensor, task: str) -> dict:
+    """The target side of the binary losses, checked once: ``y`` float {0, 1}, ``valid`` bool and
+    the per-sample count of valid entries, all ``[B, C, H, W]`` (count ``[B]``)."""
     logits, target = _as_channels(task, logits, target)
     y, valid = _binary_target(task, target)
-    bce = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
-    return per_sample_mean(bce, valid)
+    count = valid.reshape(valid.shape[0], -1).sum(1)
+    return {"y": y, "valid": valid, "count": count}
+
+
+def _check_prepared(task: str, pred: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``pred`` brought to ``valid``'s [B, C, H, W] (a [B, 1, H, W] pred keeps its shape)."""
+    if pred.dim() != 4 or tuple(pred.shape) != tuple(valid.shape):
+        raise ValueError(
+            f"{task}: prediction {tuple(pred.shape)} does not match the target {tuple(valid.shape)}"
+        )
+    return pred
+
+
+def _sum_valid(values: torch.Tensor, valid: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """:func:`per_sample_mean` with the per-sample ``count`` of ``valid`` already known."""
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    total = torch.where(valid, values, zero).reshape(values.shape[0], -1).sum(1)
+    return total / count.clamp(min=1).to(values.dtype)
+
+
+def _bce_apply(logits: torch.Tensor, prep: dict, task: str) -> torch.Tensor:
+    logits = _check_prepared(task, logits, prep["valid"])
+    bce = F.binary_cross_entropy_with_logits(logits, prep["y"].to(logits.dtype), reduction="none")
+    return _sum_valid(bce, prep["valid"], prep["count"])
 
 
 def _as_channels(task: str, logits: torch.Tensor, target: torch.Tensor):
@@ -199,16 +249,43 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     Returns:
         int64 ``[N, H, W]``.
     """
-    x = positive.to(torch.float32).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
-    x = F.conv2d(
-        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
-    )
+    x = _blur(positive)
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")[:, 0]
     c = p[:, 1:-1, 1:-1]
     hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
     hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
     hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
+    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
+    return torch.round(angle / (math.pi / 4)).long() % 4
+
+
+def _blur(positive: torch.Tensor) -> torch.Tensor:
+    """The annotation blurred by the 5x5 triangle filter: bool [N, H, W] -> float [N, 1, H, W]."""
+    x = positive.to(torch.float32).unsqueeze(1)
+    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
+    return F.conv2d(
+        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
+    )
+
+
+def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """:func:`_normal_direction` at the flat indices ``at`` [P] only: int64 [P] (the blur is
+    computed everywhere, the Hessian and its angle at those pixels)."""
+    n, h, w = positive.shape
+    p = F.pad(_blur(positive), (1, 1, 1, 1), mode="replicate").reshape(
+        -1
+    )  # [N, H + 2, W + 2], flat
+    k = at // (h * w)
+    y, xx = (at % (h * w)) // w, at % w
+    centre = k * ((h + 2) * (w + 2)) + (y + 1) * (w + 2) + (xx + 1)
+
+    def q(dy: int, dx: int) -> torch.Tensor:  # the padded blur at (y + dy, x + dx)
+        return p[centre + dy * (w + 2) + dx]
+
+    c = q(0, 0)
+    hxx = q(0, 1) - 2 * c + q(0, -1)
+    hyy = q(1, 0) - 2 * c + q(-1, 0)
+    hxy = (q(1, 1) - q(1, -1) - q(-1, 1) + q(-1, -1)) / 4
     angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
     return torch.round(angle / (math.pi / 4)).long() % 4
 
@@ -280,6 +357,10 @@ def mil_boundary(
     HED). Per sample the sum is divided by the number of terms |Y+| + |Y-|. The loss is a
     piecewise-smooth function of the logits (the max picks one pixel per bag).
 
+    The bags are gathered at the annotated pixels only (:func:`mil_bag_members`), which is what
+    :func:`boundary_bags` computes densely at every pixel; the values and gradients are the same,
+    ties included.
+
     Args:
         logits: float ``[B, 1, H, W]`` (boundaries) or ``[B, K, H, W]`` (semantic boundaries).
         target: uint8 ``[B, H, W]`` or ``[B, K, H, W]`` in {0, 1, 255}.
@@ -287,26 +368,113 @@ def mil_boundary(
     Returns:
         float ``[B]``.
     """
+    prep = _mil_prepare(logits, target, task, radius=radius, bag=bag)
+    return _mil_apply(logits, prep, task, balanced=balanced)
+
+
+def mil_bag_members(
+    positive: torch.Tensor, valid: torch.Tensor, radius: int = 1, bag: str = "normal"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The members of every positive bag, as flat indices (the target side of the MIL loss).
+
+    Args:
+        positive: bool ``[N, H, W]``, annotated boundary pixels.
+        valid: bool ``[N, H, W]``, pixels not labelled 255.
+        radius, bag: as :func:`boundary_bags`.
+
+    Returns:
+        ``(center, members, ok)``: int64 ``[P]``, the flat index (into ``N * H * W``) of each of the
+        P annotated pixels; int64 ``[P, K]``, the flat indices of its bag's K candidates (the pixel
+        itself first, then, for ``"normal"``, the pixels at ``+1, -1, ..., +radius, -radius`` steps
+        along the normal; for ``"window"``, the square in row-major order); bool ``[P, K]``, the
+        candidates inside the image and not ignored (the others point at the centre).
+    """
+    n, h, w = positive.shape
+    idx = positive.reshape(-1).nonzero().squeeze(1)  # [P]
+    pn, rem = idx // (h * w), idx % (h * w)
+    py, px = rem // w, rem % w
+    if bag == "normal":
+        table = torch.tensor(_DIRECTIONS, dtype=torch.long, device=positive.device)  # [4, 2]
+        d = _normal_direction_at(positive, idx)
+        dy, dx = table[d, 0], table[d, 1]
+        steps = [0] + [s for r in range(1, radius + 1) for s in (r, -r)]
+        oy = torch.stack([s * dy for s in steps], 1)  # [P, K]
+        ox = torch.stack([s * dx for s in steps], 1)
+    elif bag == "window":
+        r = torch.arange(-radius, radius + 1, device=positive.device)
+        gy, gx = torch.meshgrid(r, r, indexing="ij")
+        oy = gy.reshape(1, -1).expand(len(idx), -1)
+        ox = gx.reshape(1, -1).expand(len(idx), -1)
+    else:
+        raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
+    yy, xx = py[:, None] + oy, px[:, None] + ox
+    inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    members = pn[:, None] * (h * w) + yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)
+    ok = inside & valid.reshape(-1)[members]
+    members = torch.where(ok, members, idx[:, None])
+    return idx, members, ok
+
+
+def _mil_prepare(
+    logits: torch.Tensor, target: torch.Tensor, task: str, radius: int = 1, bag: str = "normal"
+) -> dict:
+    """The target side of :func:`mil_boundary`, once for every prediction of a task: the bags'
+    members, the certain negatives, the per-sample counts."""
+    if bag not in ("normal", "window"):
+        raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
     logits, target = _as_channels(task, logits, target)
-    y, valid = _binary_target(task, target)
-    b, c, h, w = logits.shape
-    flat = logits.reshape(b * c, h, w)
-    positive = (y > 0.5).reshape(b * c, h, w)
+    valid = _binary_valid(task, target)
+    b, c, h, w = valid.shape
+    positive = (target == 1).reshape(b * c, h, w)
     vflat = valid.reshape(b * c, h, w)
-    bag_max, negative = boundary_bags(flat, positive, vflat, radius=radius, bag=bag)
-    pos_term = F.softplus(-bag_max)  # -log s(max_B f)
-    neg_term = F.softplus(flat)  # -log(1 - s(f))
-    if balanced:
-        n_pos = positive.reshape(b, -1).sum(1).to(logits.dtype)
-        n_neg = negative.reshape(b, -1).sum(1).to(logits.dtype)
-        total = (n_pos + n_neg).clamp(min=1)
-        w_pos = (n_neg / total).repeat_interleave(c).view(-1, 1, 1)
-        w_neg = (n_pos / total).repeat_interleave(c).view(-1, 1, 1)
-        pos_term, neg_term = pos_term * w_pos, neg_term * w_neg
+    center, members, ok = mil_bag_members(positive, vflat, radius=radius, bag=bag)
+    # the pixels within ``radius`` (max norm) of an annotated one: boundary_bags' max_pool2d
+    # dilation, written at the (few) annotated pixels' windows only
+    _, window, _ = mil_bag_members(positive, torch.ones_like(vflat), radius=radius, bag="window")
+    near = torch.zeros_like(vflat)
+    near.view(-1)[window.reshape(-1)] = True
+    negative = (vflat & ~near).reshape(b, c, h, w)
+    n_pos = positive.reshape(b, -1).sum(1)
+    n_neg = negative.reshape(b, -1).sum(1)
+    return {
+        "valid": valid,
+        "center": center,
+        "members": members,
+        "ok": ok,
+        "sample": center // (c * h * w),  # [P], the sample of each annotated pixel
+        "negative": negative,
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "bag": bag,
+    }
+
+
+def _mil_apply(logits: torch.Tensor, prep: dict, task: str, balanced: bool = False) -> torch.Tensor:
+    logits = _check_prepared(task, logits, prep["valid"])
+    b = logits.shape[0]
+    members = prep["members"]
+    neg_inf = torch.finfo(logits.dtype).min
+    cand = logits.reshape(-1).index_select(0, members.reshape(-1)).view(members.shape)
+    cand = torch.where(
+        prep["ok"], cand, torch.full((), neg_inf, dtype=cand.dtype, device=cand.device)
+    )  # [P, K]
+    if prep["bag"] == "normal":  # the chain of maximums of boundary_bags (same ties)
+        bag_max = cand[:, 0]
+        for j in range(1, cand.shape[1]):
+            bag_max = torch.maximum(bag_max, cand[:, j])
+    else:  # max_pool2d's: the first maximum in row-major order
+        bag_max = cand.max(1).values
+    pos_term = F.softplus(-bag_max)  # -log s(max_B f), [P]
+    neg_term = F.softplus(logits)  # -log(1 - s(f)), [B, C, H, W]
     zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
-    loss = torch.where(positive, pos_term, zero) + torch.where(negative, neg_term, zero)
-    counted = positive | negative
-    return per_sample_mean(loss.reshape(b, c, h, w), counted.reshape(b, c, h, w))
+    neg_sum = torch.where(prep["negative"], neg_term, zero).reshape(b, -1).sum(1)
+    pos_sum = torch.zeros(b, dtype=logits.dtype, device=logits.device)
+    pos_sum = pos_sum.index_add(0, prep["sample"], pos_term)
+    n_pos, n_neg = prep["n_pos"].to(logits.dtype), prep["n_neg"].to(logits.dtype)
+    total = (n_pos + n_neg).clamp(min=1)
+    if balanced:
+        pos_sum, neg_sum = pos_sum * (n_neg / total), neg_sum * (n_pos / total)
+    return (pos_sum + neg_sum) / total
 
 
 def hed_balanced(
@@ -324,17 +492,20 @@ def hed_balanced(
     Returns:
         float ``[B]``.
     """
-    logits, target = _as_channels(task, logits, target)
-    y, valid = _binary_target(task, target)
-    y = y.to(logits.dtype)
+    return _hed_apply(logits, _binary_prepare(logits, target, task), task)
+
+
+def _hed_apply(logits: torch.Tensor, prep: dict, task: str) -> torch.Tensor:
+    logits = _check_prepared(task, logits, prep["valid"])
+    y, valid = prep["y"].to(logits.dtype), prep["valid"]
     b = logits.shape[0]
     pos = (y > 0.5) & valid
     n_pos = pos.reshape(b, -1).sum(1).to(logits.dtype)
-    n_all = valid.reshape(b, -1).sum(1).to(logits.dtype).clamp(min=1)
+    n_all = prep["count"].to(logits.dtype).clamp(min=1)
     beta = ((n_all - n_pos) / n_all).view(b, *([1] * (logits.dim() - 1)))  # Eq. 2 of HED
     weight = torch.where(pos, beta, 1 - beta)
     bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    return per_sample_mean(weight * bce, valid)
+    return _sum_valid(weight * bce, valid, prep["count"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,15 +526,34 @@ def normals_l1(
     Returns:
         float ``[B]``.
     """
+    return _normals_apply(pred, _normals_prepare(pred, target, task), task, eps=eps)
+
+
+def _normals_prepare(pred: torch.Tensor, target: torch.Tensor, task: str) -> dict:
     if pred.dim() != 4 or pred.shape[1] != 3 or tuple(target.shape) != tuple(pred.shape):
         raise ValueError(
             f"{task}: expected prediction and target of the same shape [B, 3, H, W], "
             f"got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
-    unit = F.normalize(pred, dim=1, eps=eps)
     valid = target.abs().sum(1) > 0  # [B, H, W]
+    return {"target": target, "valid": valid, "count": valid.reshape(valid.shape[0], -1).sum(1)}
+
+
+def _normals_apply(pred: torch.Tensor, prep: dict, task: str, eps: float = 1e-6) -> torch.Tensor:
+    target = prep["target"]
+    if pred.dim() != 4 or tuple(target.shape) != tuple(pred.shape):
+        raise ValueError(
+            f"{task}: expected prediction and target of the same shape [B, 3, H, W], "
+            f"got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    # F.normalize's max(||f||_2, eps), with the three channels added explicitly (a reduction over
+    # the channel dimension of [B, 3, H, W] is several times slower on the CPU); clamping the
+    # square before the root keeps the gradient of a zero vector finite, as F.normalize does
+    x, y, z = pred.unbind(1)
+    norm = (x * x + y * y + z * z).clamp_min(eps * eps).sqrt().unsqueeze(1)
+    unit = pred / norm
     l1 = (unit - target.to(unit.dtype)).abs().sum(1)
-    return per_sample_mean(l1, valid)
+    return _sum_valid(l1, prep["valid"], prep["count"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,6 +605,17 @@ LOSSES = {
 }
 
 
+#: loss name -> (the public function, prepare(pred, target, task, **kw) -> prepared target,
+#: apply(pred, prepared, task, **kw) -> [B], the keyword arguments that go to prepare).
+_FAST = {
+    "cross_entropy": (cross_entropy, _cross_entropy_prepare, _cross_entropy_apply, ()),
+    "binary_cross_entropy": (binary_cross_entropy, _binary_prepare, _bce_apply, ()),
+    "mil_boundary": (mil_boundary, _mil_prepare, _mil_apply, ("radius", "bag")),
+    "hed_balanced": (hed_balanced, _binary_prepare, _hed_apply, ()),
+    "normals_l1": (normals_l1, _normals_prepare, _normals_apply, ()),
+}
+
+
 def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
     """The per-sample loss of one task, summed over the fused output and every pyramid scale.
 
@@ -456,8 +657,16 @@ def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
                 f"{spec.name}: the model output has no prediction for this task ({sorted(out)})"
             )
         preds = [out[spec.name], *getattr(out, "scales", {}).get(spec.name, [])]
-    total = None
-    for p in preds:
-        loss = fn(p, target.to(p.device), task=spec.name, **loss_kwargs)
-        total = loss if total is None else total + loss
+    if fn is _FAST.get(spec.loss, (None,))[0]:
+        # the target is checked and prepared once, for the fused output and every scale
+        _, prepare, apply, prep_kwargs = _FAST[spec.loss]
+        kw = {k: loss_kwargs.pop(k) for k in prep_kwargs if k in loss_kwargs}
+        target = target.to(preds[0].device)
+        prep = prepare(preds[0], target, spec.name, **kw)
+        losses = [apply(p, prep, spec.name, **loss_kwargs) for p in preds]
+    else:
+        losses = [fn(p, target.to(p.device), task=spec.name, **loss_kwargs) for p in preds]
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
     return total

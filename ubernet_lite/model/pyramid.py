@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .upsample import upsample_centers
+
 
 def level_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     """Size ``(h, w)`` of the pyramid level of scale ``scale`` for an image of ``size``."""
@@ -63,6 +65,9 @@ def to_input_resolution(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A level's output at the input resolution: [B, C, h_l, w_l] -> [B, C, H, W] (bilinear)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    h, w = x.shape[-2:]
+    if size[0] % h == 0 and size[0] // h == size[1] / w:  # an integer factor: 2 and 4 here
+        return upsample_centers(x, size[0] // h)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -82,6 +87,6 @@ class ScaleFusion(nn.Module):
             raise ValueError(f"expected {self.weight.shape[0]} scale outputs, got {len(outputs)}")
         fused = None
         for w, y in zip(self.weight, outputs, strict=True):
-            term = w.view(1, -1, 1, 1) * y
-            fused = term if fused is None else fused + term
+            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
+            fused = w * y if fused is None else torch.addcmul(fused, w, y)
         return fused

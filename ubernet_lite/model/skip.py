@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .upsample import upsample_corners
+
 
 def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:
     """Bring a stride-``stride`` map to the resolution of its image level, aligned exactly.
@@ -38,8 +40,8 @@ def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) ->
         raise ValueError(
             f"a stride-{stride} map of {h}x{w} cannot cover a {size[0]}x{size[1]} level"
         )
-    y = F.interpolate(x, size=span, mode="bilinear", align_corners=True)
-    return y[..., : size[0], : size[1]]
+    y = upsample_corners(x, stride)  # = F.interpolate(x, span, "bilinear", align_corners=True)
+    return y if tuple(span) == tuple(size) else y[..., : size[0], : size[1]]
 
 
 class TapNorms(nn.Module):
@@ -93,18 +95,43 @@ class SkipFusion(nn.Module):
             for e, c, s in zip(self.skips, taps, self.tap_strides, strict=True)
         ]
 
-    def forward(self, taps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    def folded(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """F^t_i folded into E_i^t: per tap, the weight [out, C_i, 1, 1] and bias [out] of the
+        1x1 convolution ``F^t_i * E_i^t`` (computed once, used by every pyramid level)."""
+        return [
+            (e.weight * w.view(-1, 1, 1, 1), e.bias * w)
+            for e, w in zip(self.skips, self.fusion, strict=True)
+        ]
+
+    def forward(
+        self,
+        taps: list[torch.Tensor],
+        size: tuple[int, int],
+        folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
         # Everything here is linear, so we compute the same sum more cheaply: F^t_i is folded
-        # into E_i^t's weights (no full-resolution multiply), and the taps that share a stride
-        # (conv4_3, conv5_3, fc7 at 8) are summed before one interpolation (interpolation is
-        # linear too). Equal to sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        # into E_i^t's weights (no full-resolution multiply; ``folded``, which the caller may
+        # pass once for all levels), and the taps that share a stride (conv4_3, conv5_3, fc7 at
+        # 8) are summed before one interpolation (interpolation is linear too). Equal to
+        # sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        folded = self.folded() if folded is None else folded
         by_stride: dict[int, torch.Tensor] = {}
-        for i, (e, c, s) in enumerate(zip(self.skips, taps, self.tap_strides, strict=True)):
-            w = self.fusion[i]
-            y = F.conv2d(c, e.weight * w.view(-1, 1, 1, 1), e.bias * w)  # F^t_i * E_i^t(B_i(C_i))
+        for (w, b), c, s in zip(folded, taps, self.tap_strides, strict=True):
+            y = F.conv2d(c, w, b)  # F^t_i * E_i^t(B_i(C_i))
             by_stride[s] = y if s not in by_stride else by_stride[s] + y
-        out = None
-        for s, y in by_stride.items():
-            term = upsample_from_stride(y, s, size)
-            out = term if out is None else out + term
-        return out
+        strides = sorted(by_stride, reverse=True)
+        if not all(a % b == 0 for a, b in zip(strides, strides[1:], strict=False)):
+            out = None
+            for s, y in by_stride.items():
+                term = upsample_from_stride(y, s, size)
+                out = term if out is None else out + term
+            return out
+        # Coarse to fine: a stride-8 map interpolated onto the stride-4 cells (which lie on its
+        # own grid lines: cell j at pixel 4 j) is the same piecewise-bilinear function, so
+        # up_8(y_8) + up_4(y_4) = up_4(up_{8->4}(y_8) + y_4) exactly, and only the finest sum is
+        # interpolated to full resolution (one full-size interpolation instead of three).
+        out = by_stride[strides[0]]
+        for coarse, fine in zip(strides, strides[1:], strict=False):
+            y = by_stride[fine]
+            out = upsample_from_stride(out, coarse // fine, tuple(y.shape[-2:])) + y
+        return upsample_from_stride(out, strides[-1], size)

@@ -93,8 +93,9 @@ class DenseBranch(nn.Module):
         self.scale_fusion = ScaleFusion(num_scales, spec.out_channels)  # S^t
 
     def forward(self, feats: PyramidFeatures):
+        folded = self.skip.folded()  # F^t folded into E^t once for every level
         per_level = [
-            to_input_resolution(self.skip(taps, size), feats.image_size)
+            to_input_resolution(self.skip(taps, size, folded), feats.image_size)
             for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
         ]
         return self.scale_fusion(per_level), per_level
