@@ -47,7 +47,7 @@ def measure(
     # what producing the data costs when done serially (render, augment, collate)
     t1 = time.perf_counter()
     for _ in range(steps):
-        trainer._load(trainer.stream.next_indices())
+        trainer.batches.load(trainer.stream.next_indices())
     produce = (time.perf_counter() - t1) / steps
     images = steps * micro_batch
     return {
