@@ -22,7 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "forward": "ubernet_lite.bench.forward",
     "data": "ubernet_lite.bench.data",
     "train": "ubernet_lite.bench.train",
-    "memory": "ubernet_lite.training.memory",
+    "memory": "ubernet_lite.bench.memory",
     "boundaries": "ubernet_lite.bench.boundaries",
 }
 

@@ -1,20 +1,14 @@
-"""Measuring training memory, and the memory benchmark of Sec. 4 (Figs. 3-4).
+"""The memory benchmark of Sec. 4 (Figs. 3-4): ``python -m ubernet_lite.bench memory``.
 
-:func:`peak_memory` gives the bytes at the peak while a function runs, above what was allocated
-when it started: on CUDA from ``torch.cuda.max_memory_allocated`` after a reset of the peak
-counter; on the CPU from the PyTorch profiler's memory events (``profile_memory=True``): every
-allocation and free the CPU allocator reports, in time order, summed cumulatively; the peak is
-the maximum of that running sum. On the CPU it is deterministic (the same code allocates the same
-tensors in the same order).
-
-``main(argv)`` (``python -m ubernet_lite memory-bench``) is the benchmark: peak memory and step
-time of one training step (forward + backward, :func:`~.objective.multitask_backward`) against
+``main(argv)`` (also ``python -m ubernet_lite memory-bench``) is the benchmark: peak memory and step
+time of one training step (forward + backward, :func:`~ubernet_lite.training.multitask_backward`) against
 the number of tasks, for three schedules:
 
 * ``standard``: plain autograd, everything in one graph (Fig. 3): ``2N(L_C + T L_T)``;
 * ``checkpoint``: plain activation checkpointing of the whole network (trunk segments and every
   branch checkpointed, all tasks in one graph and one backward);
-* ``low``: UberNet's low-memory backward (Fig. 4, :mod:`.lowmem`): ``2 sqrt(L_C) + L_T``;
+* ``low``: UberNet's low-memory backward (Fig. 4, :mod:`ubernet_lite.training.lowmem`):
+  ``2 sqrt(L_C) + L_T``;
 
 and, at seven tasks, peak memory against the input size, from which it reads off the widest
 square input each schedule fits in the bytes the standard step needs at 321 x 321.
@@ -23,25 +17,39 @@ What is measured (:func:`step_peak`): the activations and temporary buffers of o
 step. Parameters and their gradients are left out: they cost the same under every schedule and
 are ``O(#parameters)``, not ``O(T)`` (the table prints their size once). On the CPU the step runs
 as in training (``.grad`` set to None first) and each gradient buffer is subtracted from the
-profiler's timeline from the moment it lands in ``.grad``.
+profiler's timeline (:func:`ubernet_lite.training.memory.memory_events`) from the moment it lands
+in ``.grad``.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
+import csv
 import math
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import torch
 
+from ..config import UberNetConfig
+from ..data.collate import collate
+from ..model import UberNet
+from ..paths import outputs_dir
+from ..tasks import TARGETS, TASKS
+from ..training.backward import get_backward
+from ..training.lowmem import checkpointed_segments, frozen_batchnorm_stats, saved_storages
+from ..training.memory import memory_events, memory_timeline, peak_memory
+from ..training.stream import to_device
+
 __all__ = [
-    "peak_memory",
+    "SCHEDULES",
+    "strategies",
+    "peak_memory",  # the measuring functions of ubernet_lite.training.memory, for notebook 08
     "memory_timeline",
     "main",
     "step_peak",
@@ -55,124 +63,18 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# peak memory
-# --------------------------------------------------------------------------------------------
-
-
-def _memory_events(prof) -> list[tuple[int, int]]:
-    """(time ns, bytes) of every CPU allocation (+) and free (-) the profiler recorded."""
-    try:  # the raw Kineto events: one per allocation / free, with its signed size
-        raw = prof.profiler.kineto_results.events()
-        events = [
-            (e.start_ns(), e.nbytes())
-            for e in raw
-            if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-        ]
-    except AttributeError:  # fallback: allocations attributed to ops, plus the bare frees
-        events = [
-            (int(e.time_range.start * 1000), e.self_cpu_memory_usage)
-            for e in prof.events()
-            if e.self_cpu_memory_usage
-        ]
-    return events
-
-
-@contextlib.contextmanager
-def _profiling(fn: Callable[[], object]):
-    """Run ``fn()`` under the CPU profiler with memory events; yields the profiler. Kineto's
-    start/stop log lines (written by C++ to file descriptor 2) are silenced meanwhile."""
-    from torch.profiler import ProfilerActivity, profile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            try:
-                with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                    fn()
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-    yield prof
-
-
-def _timeline_ns(fn: Callable[[], object]) -> list[tuple[int, int]]:
-    """``(time ns, bytes in use above the start)`` after every CPU allocation / free of ``fn()``."""
-    with _profiling(fn) as prof:
-        pass
-    events = sorted(_memory_events(prof), key=lambda e: e[0])  # stable: ties keep their order
-    out, running = [], 0
-    for t, nbytes in events:
-        running += nbytes
-        out.append((t, running))
-    return out
-
-
-def memory_timeline(fn: Callable[[], object]) -> tuple[list[float], list[int]]:
-    """CPU memory over time while ``fn()`` runs: ``(seconds since the start, bytes in use above
-    the start)``, one point per allocation or free the profiler recorded (Figs. 3-4 measured)."""
-    tl = _timeline_ns(fn)
-    if not tl:
-        return [0.0], [0]
-    t0 = tl[0][0]
-    return [(t - t0) * 1e-9 for t, _ in tl], [b for _, b in tl]
-
-
-def _cpu_peak(fn: Callable[[], object]) -> int:
-    return int(max([0] + [b for _, b in _timeline_ns(fn)]))
-
-
-def _cuda_peak(fn: Callable[[], object], device) -> int:
-    torch.cuda.synchronize(device)
-    start = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    torch.cuda.synchronize(device)
-    return int(torch.cuda.max_memory_allocated(device) - start)
-
-
-def peak_memory(fn: Callable[[], object], device: str | torch.device | None = None) -> int:
-    """Bytes at the peak while ``fn()`` runs, above those allocated when it started.
-
-    Args:
-        fn: a function of no arguments (its result is discarded).
-        device: ``"cpu"`` or a CUDA device; default CUDA when available, else the CPU.
-
-    Returns:
-        int bytes. CUDA: ``max_memory_allocated`` after ``reset_peak_memory_stats``, minus the
-        bytes allocated at the start. CPU: the maximum of the cumulative sum of the profiler's
-        allocation / free events (``torch.profiler.profile(profile_memory=True)``), which is
-        deterministic.
-    """
-    if not callable(fn):
-        raise TypeError(f"peak_memory expects a function of no arguments, got {type(fn).__name__}")
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        return _cuda_peak(fn, device)
-    if device.type != "cpu":
-        raise ValueError(f"peak_memory measures 'cpu' or 'cuda' devices, got {device}")
-    return _cpu_peak(fn)
-
-
-# --------------------------------------------------------------------------------------------
 # one training step under each schedule
 # --------------------------------------------------------------------------------------------
 
 
-def strategies() -> dict[str, Callable]:
-    """Schedule name -> backward function ``fn(model, batch, zero_grad=...) -> TaskLosses``."""
-    from .lowmem import multitask_backward_checkpoint, multitask_backward_lowmem
-    from .objective import standard_backward
+#: The schedules the benchmark compares: modes of ``ubernet_lite.training.BACKWARD_MODES``.
+SCHEDULES = ("standard", "checkpoint", "low")
 
-    return {
-        "standard": standard_backward,
-        "checkpoint": multitask_backward_checkpoint,
-        "low": multitask_backward_lowmem,
-    }
+
+def strategies() -> dict[str, Callable]:
+    """Schedule name -> backward function ``fn(model, batch, zero_grad=...) -> TaskLosses``, for
+    the :data:`SCHEDULES`, from the one registry of memory modes (``training.backward``)."""
+    return {name: get_backward(name) for name in SCHEDULES}
 
 
 #: The order in which the task sweep adds the seven tasks: the branch with the largest
@@ -194,8 +96,6 @@ def bench_tasks(n: int, order: str = "heaviest-first", registry=None) -> list:
     :data:`HEAVIEST_FIRST`, or ``"registry"``, the order of ``ubernet_lite.tasks.TASKS``), then
     renamed copies of the dense ones (``semantic_2``, ...), each with its own branch
     (``TaskSpec.renamed``) learning from the same target."""
-    from ..tasks import TASKS
-
     registry = TASKS if registry is None else registry
     if order == "heaviest-first":
         base = [registry[k] for k in HEAVIEST_FIRST if k in registry]
@@ -223,8 +123,6 @@ def random_sample(
 ) -> dict:
     """One sample (docs/internals.md) of ``size`` x ``size`` with random content and all seven
     targets: memory and time of a step do not depend on what the pixels show."""
-    from ..tasks import TARGETS
-
     g, H = generator, size
     boxes = torch.rand(3, 2, generator=g) * (size * 0.6)
     return {
@@ -245,20 +143,8 @@ def random_sample(
 
 def bench_batch(size: int, batch_size: int = 1, seed: int = 0, device="cpu") -> dict:
     """A collated batch of ``batch_size`` random ``size`` x ``size`` samples, every target labelled."""
-    from ..data.collate import collate
-
     g = torch.Generator().manual_seed(seed)
-    return _to(collate([random_sample(size, g) for _ in range(batch_size)]), device)
-
-
-def _to(x, device):
-    if torch.is_tensor(x):
-        return x.to(device)
-    if isinstance(x, dict):
-        return {k: _to(v, device) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_to(v, device) for v in x]
-    return x
+    return to_device(collate([random_sample(size, g) for _ in range(batch_size)]), device)
 
 
 def _prepare(model, batch, fn) -> None:
@@ -288,12 +174,10 @@ def _without_grads(model, fn: Callable[[], object]) -> list[tuple[int, int, int]
     params = [p for p in model.parameters() if p.requires_grad]
     handles = [p.register_post_accumulate_grad_hook(hook) for p in params]
     try:
-        with _profiling(fn) as prof:
-            pass
+        events = memory_events(fn)
     finally:
         for h in handles:
             h.remove()
-    events = sorted(_memory_events(prof), key=lambda e: e[0])
     times = [t for t, _ in events]
     minus = [0] * len(events)  # bytes to subtract from event k on
     for t_land, nbytes in landed:
@@ -347,7 +231,7 @@ def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
 
 
 def lowmem_breakdown(model, batch) -> dict[str, int]:
-    """Bytes that the low-memory schedule (:mod:`.lowmem`) keeps through its branch phase.
+    """Bytes that the low-memory schedule (:mod:`ubernet_lite.training.lowmem`) keeps through its branch phase.
 
     One trunk forward as the schedule runs it (checkpointed segments, BatchNorm statistics
     left alone), then: ``anchors``, the tensors the trunk's backward reads (segment inputs and
@@ -357,8 +241,6 @@ def lowmem_breakdown(model, batch) -> dict[str, int]:
     shapes). The input images are not counted (they exist before the step). The rest of the
     low-memory peak is one branch (or one recomputed segment) and its temporaries.
     """
-    from .lowmem import checkpointed_segments, frozen_batchnorm_stats, saved_storages
-
     needed: dict = {}
     with checkpointed_segments(model, needed), saved_storages(needed):
         with frozen_batchnorm_stats(model):
@@ -391,9 +273,6 @@ def step_time(model, batch, fn, repeats: int = 3, device="cpu", warm: bool = Fal
 
 
 def _model(preset: str, tasks, device, seed: int = 0):
-    from ..config import UberNetConfig
-    from ..model import UberNet
-
     cfg = getattr(UberNetConfig, preset)(tasks=tasks)
     torch.manual_seed(seed)
     return UberNet(cfg).to(device).train()
@@ -863,17 +742,7 @@ def _targets(task_rows, size_rows, big_size, names) -> list[tuple[str, bool]]:
 
 
 def _save(args, task_rows, size_rows, names, size, big_preset, big_size) -> None:
-    import csv
-
-    import matplotlib
-
     matplotlib.use("Agg")
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
-
-    from ..paths import outputs_dir
-
     folder = Path(args.out) if args.out else outputs_dir("memory")
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "memory_bench.csv", "w", newline="") as f:
