@@ -24,7 +24,25 @@ import argparse
 import sys
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from torch.utils.data import Subset
+
 from .bench import memory as memory_bench
+from .config import make_config
+from .data import SynthWorld, load_dataset
+from .data.real import TEST_SETS
+from .metrics import evaluate
+from .model import UberNet
+from .training.checkpoint import config_from_fingerprint, load_checkpoint
+from .training.real_data import (
+    ShortestSidePredictor,
+    check_real_config,
+    evaluate_test_sets,
+    real_test_subsets,
+)
+from .training.trainer import Trainer
 
 
 def _batch_sizes(text: str | None) -> dict[str, int] | None:
@@ -44,8 +62,6 @@ def _batch_sizes(text: str | None) -> dict[str, int] | None:
 
 def _config(name: str, tasks: str, data: str = "synthetic"):
     """The preset's config for ``tasks`` in ``data``'s label space (real: VOC's 20 classes)."""
-    from .experiments import make_config
-
     presets = ("lite", "paper")
     if name not in presets:
         raise SystemExit(f"error: --preset/--config must be one of {list(presets)}, got {name!r}")
@@ -56,8 +72,6 @@ def _config(name: str, tasks: str, data: str = "synthetic"):
 
 
 def cmd_train(args) -> int:
-    from .training.trainer import Trainer
-
     common = dict(
         eval_every=args.eval_every,
         eval_images=args.eval_images,
@@ -106,9 +120,6 @@ def cmd_train(args) -> int:
 
 
 def _load_model(checkpoint: str, device: str):
-    from .model import UberNet
-    from .training.checkpoint import config_from_fingerprint, load_checkpoint
-
     state = load_checkpoint(checkpoint)
     cfg = config_from_fingerprint(state["config"])
     model = UberNet(cfg).to(device)
@@ -127,17 +138,10 @@ def _data_of(args, state) -> tuple[str, str | None]:
 
 
 def cmd_evaluate(args) -> int:
-    from torch.utils.data import Subset
-
-    from .data import SynthWorld
-    from .metrics import evaluate
-
     model, cfg, size, state = _load_model(args.checkpoint, args.device)
     tasks = cfg.task_names if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     data, root = _data_of(args, state)
     if data == "real":
-        from .training.real_data import check_real_config, evaluate_test_sets, real_test_subsets
-
         check_real_config(cfg)
         sets = real_test_subsets(cfg, tasks, root, args.images if args.images > 0 else None)
         rows = evaluate_test_sets(
@@ -168,9 +172,6 @@ def prediction_figure(image, out: dict, cfg):
         image: float [3, H, W] in [0, 1].
         out: eval-mode output of the model for a batch of one (``out[name][0]``).
     """
-    import matplotlib.pyplot as plt
-    import torch
-
     names = cfg.task_names
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(2.4 * (len(names) + 1), 2.6))
     axes[0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
@@ -208,20 +209,10 @@ def prediction_figure(image, out: dict, cfg):
 
 
 def cmd_predict(args) -> int:
-    import matplotlib
-    import torch
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .data import SynthWorld, load_dataset
-
     model, cfg, size, state = _load_model(args.checkpoint, args.device)
     data, root = _data_of(args, state)
     if data == "real":
-        from .data.real import TEST_SETS
-        from .training.real_data import ShortestSidePredictor
-
         name = args.dataset or TEST_SETS["detection"].name
         split = args.split or next((t.split for t in TEST_SETS.values() if t.name == name), None)
         images = load_dataset(name, root, split)

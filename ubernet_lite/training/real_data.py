@@ -2,7 +2,7 @@
 each task's test set, and evaluation at the images' own size.
 
 Used by :class:`~ubernet_lite.training.Trainer` with ``data="real"``, by the CLI and by
-``ubernet_lite.experiments``. The test sets are kept out of the training union: VOC 2012's
+``ubernet_lite.series``. The test sets are kept out of the training union: VOC 2012's
 segmentation val (semantic segmentation), the PASCAL-Part val images (parts) and SBD val
 (semantic boundaries).
 """
@@ -32,7 +32,7 @@ def check_real_config(cfg: UberNetConfig) -> None:
         raise ValueError(
             f"data='real' needs a config with PASCAL VOC's {K} classes and {P} parts "
             f"({'; '.join(wrong)}); build it with "
-            f"ubernet_lite.experiments.make_config(preset, tasks, data='real')"
+            f"ubernet_lite.config.make_config(preset, tasks, data='real')"
         )
 
 
