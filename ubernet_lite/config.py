@@ -1,6 +1,6 @@
 """``UberNetConfig``: every knob of the network in one dataclass, no hidden globals.
 
-Two presets share one code path (DESIGN.md):
+Two presets share one code path (docs/design.md):
 
 | preset    | trunk                                    | input               | pyramid  |
 | --------- | ---------------------------------------- | ------------------- | -------- |

@@ -1,8 +1,8 @@
 """The memory benchmark of Sec. 4 (Figs. 3-4): ``python -m ubernet_lite.bench memory``.
 
 ``main(argv)`` (also ``python -m ubernet_lite memory-bench``) is the benchmark: peak memory and step
-time of one training step (forward + backward, :func:`~ubernet_lite.training.multitask_backward`) against
-the number of tasks, for three schedules:
+time of one training step (forward + backward,
+:func:`~ubernet_lite.training.multitask_backward`) against the number of tasks, for three schedules:
 
 * ``standard``: plain autograd, everything in one graph (Fig. 3): ``2N(L_C + T L_T)``;
 * ``checkpoint``: plain activation checkpointing of the whole network (trunk segments and every
@@ -121,7 +121,7 @@ def bench_tasks(n: int, order: str = "heaviest-first", registry=None) -> list:
 def random_sample(
     size: int, generator: torch.Generator, num_classes: int = 6, num_parts: int = 6
 ) -> dict:
-    """One sample (docs/internals.md) of ``size`` x ``size`` with random content and all seven
+    """One sample (docs/design.md) of ``size`` x ``size`` with random content and all seven
     targets: memory and time of a step do not depend on what the pixels show."""
     g, H = generator, size
     boxes = torch.rand(3, 2, generator=g) * (size * 0.6)
@@ -231,7 +231,7 @@ def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
 
 
 def lowmem_breakdown(model, batch) -> dict[str, int]:
-    """Bytes that the low-memory schedule (:mod:`ubernet_lite.training.lowmem`) keeps through its branch phase.
+    """Bytes that the low-memory schedule (``training.lowmem``) keeps through its branch phase.
 
     One trunk forward as the schedule runs it (checkpointed segments, BatchNorm statistics
     left alone), then: ``anchors``, the tensors the trunk's backward reads (segment inputs and

@@ -8,11 +8,11 @@ trainer uses only what both have:
 * ``val_dataset(images)`` -- what :meth:`evaluate` takes;
 * ``evaluate(model, val, device, num_thresholds)`` -- ``{task: {metric: value}}``.
 
-| ``data``      | union                                   | evaluation                              |
-| ------------- | --------------------------------------- | --------------------------------------- |
-| ``synthetic`` | ``data.diverse_union`` over SynthWorld  | the first images of SynthWorld's val    |
-| ``real``      | :func:`~.real_data.real_training_union` | each task on its own test set, at the   |
-|               | (test images left out)                  | images' own size (:func:`~.real_data.evaluate_test_sets`) |
+| data      | union                                      | evaluation                            |
+| --------- | ------------------------------------------ | ------------------------------------- |
+| synthetic | ``data.diverse_union`` over SynthWorld     | the first images of SynthWorld's val  |
+| real      | ``real_data.real_training_union`` (test    | each task on its own test set, at the |
+|           | images left out)                           | images' own size                      |
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from ..losses import task_loss
 from ..tasks import TARGETS, TaskSpec
 
 #: A per-sample loss: ``loss_fn(spec, out, batch) -> float [B]`` (``ubernet_lite.losses.task_loss``).
@@ -35,7 +36,7 @@ LossFn = Callable[[TaskSpec, dict, dict], torch.Tensor]
 
 
 class TaskLosses(dict):
-    """What :func:`~.backward.multitask_backward` returns: ``{task: mean loss over its labelled samples}``.
+    """What ``multitask_backward`` returns: ``{task: mean loss over its labelled samples}``.
 
     Only tasks run on the micro-batch appear. The values are floats, the unweighted task loss
     ``L_t`` averaged over the samples labelled for the task (what the loss curves plot).
@@ -60,7 +61,7 @@ class TaskLosses(dict):
 
 def model_tasks(model) -> dict[str, TaskSpec]:
     """``{name: TaskSpec}`` of the tasks a model has (from ``model.cfg.tasks``)."""
-    cfg = getattr(model, "cfg", None) or getattr(model, "config", None)
+    cfg = getattr(model, "cfg", None)
     if cfg is None or not hasattr(cfg, "tasks"):
         raise TypeError(
             f"{type(model).__name__} has no .cfg.tasks; expected an ubernet_lite.UberNet "
@@ -132,12 +133,6 @@ def detection_targets(batch: dict) -> list[dict | None]:
 # --------------------------------------------------------------------------------------------
 
 
-def _default_loss_fn() -> LossFn:
-    from ..losses import task_loss
-
-    return task_loss
-
-
 def task_objective(
     spec: TaskSpec, out: dict, batch: dict, loss_fn: LossFn | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,7 +148,7 @@ def task_objective(
         ``(term, per_sample)``: ``term`` a scalar with grad; ``per_sample`` float [B], the
         unweighted ``L_t^i`` with 0 where delta_{t,i} = 0 (detached).
     """
-    loss_fn = loss_fn or _default_loss_fn()
+    loss_fn = loss_fn or task_loss
     delta = label_mask(batch, spec.target)  # Eq. 2: delta_{t,i}
     per_sample = loss_fn(spec, out, batch)
     if per_sample.dim() != 1 or per_sample.shape[0] != delta.shape[0]:
