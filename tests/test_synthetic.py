@@ -1,5 +1,5 @@
 """Invariants of the synthetic world (``ubernet_lite.data.synthetic.world``): the sample format of
-docs/internals.md, geometry (unit normals facing the camera), label consistency (boxes, boundaries,
+docs/design.md, geometry (unit normals facing the camera), label consistency (boxes, boundaries,
 semantic boundaries, saliency, parts), determinism, disjoint splits and clear errors."""
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def test_samples_are_bit_identical_to_the_recorded_ones():
 
 
 def test_bench_measures_and_prints(capsys):
-    from ubernet_lite.data import bench
+    from ubernet_lite.bench import data as bench
 
     r = bench.measure(64, bench.CHUNK + 1)
     assert r["n"] == bench.CHUNK + 1 and r["wall_s"] > 0

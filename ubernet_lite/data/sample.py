@@ -1,4 +1,4 @@
-"""The sample dict that the synthetic world and the real data sets share (docs/internals.md).
+"""The sample dict that the synthetic world and the real data sets share (docs/design.md).
 
 A sample holds ``image`` float32 [3, H, W] in [0, 1], the keys of the targets it carries,
 ``has_label`` ``{target: bool}`` over the seven targets (a key is absent <=> False) and ``meta``.

@@ -10,7 +10,7 @@ carry each target. Two kinds of members fill a union, one class holds them:
   (:class:`~ubernet_lite.data.synthetic.views.UnionMember`, :func:`ubernet_lite.data.diverse_union`);
 - the real data sets themselves (:func:`ubernet_lite.data.real.diverse_union_real`).
 
-A member is any ``Dataset`` whose samples follow docs/internals.md and that has
+A member is any ``Dataset`` whose samples follow docs/design.md and that has
 ``label_mask(j)`` (``has_label`` of item ``j`` without decoding or rendering it).
 :class:`DiverseUnion` concatenates the members and gives each a share of the draws
 (``proportions``), :class:`UnionSampler` draws by those shares, and :class:`AnnotationMatrix`

@@ -5,7 +5,7 @@
 that is not there raises :class:`DatasetNotFoundError` naming the set, the folder it expected and
 the script that fetches it (``python data_scripts/download_<name>.py``).
 
-Samples have the structure of :class:`ubernet_lite.data.SynthWorld`'s (docs/internals.md):
+Samples have the structure of :class:`ubernet_lite.data.SynthWorld`'s (docs/design.md):
 ``image`` float32 [3, H, W] in [0, 1], the targets the set provides, ``has_label`` over
 ``ubernet_lite.tasks.TARGETS`` (absent key <=> False) and ``meta``.
 
@@ -170,7 +170,7 @@ def read_id_list(path: Path, name: str) -> list[str]:
 def make_sample(
     image: torch.Tensor, targets: dict, dataset: str, split: str, index: int, **meta
 ) -> dict:
-    """A sample dict (docs/internals.md) with ``has_label`` computed from the keys present."""
+    """A sample dict (docs/design.md) with ``has_label`` computed from the keys present."""
     sample = {"image": image, **targets}
     sample["has_label"] = {
         t: (("boxes" in sample) if t == "detection" else (t in sample)) for t in TARGETS

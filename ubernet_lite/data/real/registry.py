@@ -1,7 +1,7 @@
 """The registry of the paper's real data sets, ``load_dataset``, and each target's test set.
 
 ``load_dataset(name, root=None, split=...)`` returns a :class:`~.base.RealDataset` whose samples
-follow docs/internals.md.
+follow docs/design.md.
 
 | name           | loader (module)        | targets                                         | folder under the data root       |
 | -------------- | ---------------------- | ----------------------------------------------- | -------------------------------- |
@@ -102,7 +102,7 @@ def load_dataset(
         split: one of ``DATASETS[name].splits`` (default: the first).
         **kwargs: passed to the loader (e.g. ``on_error="skip"``, ``with_instances=True``).
     Returns:
-        a :class:`RealDataset` whose samples follow docs/internals.md.
+        a :class:`RealDataset` whose samples follow docs/design.md.
     """
     info = _info(name)
     split = info.splits[0] if split is None else split

@@ -25,7 +25,9 @@ from ..config import UberNetConfig
 from ..data import SynthWorld, collate, diverse_union
 from ..model import UberNet
 from ..model.pyramid import image_pyramid
-from ..training.objective import multitask_backward
+from ..tasks import get_tasks
+from ..training import Trainer
+from ..training.backward import multitask_backward
 
 #: The step-to-trunk ratio :func:`step_cost` aims at, with all labels.
 STEP_RATIO_TARGET = 2.5
@@ -117,9 +119,6 @@ def measure(
     augment: bool = True,
 ) -> dict:
     """Time ``steps`` training steps after ``warmup``; returns the numbers :func:`main` prints."""
-    from ..tasks import get_tasks
-    from .trainer import Trainer
-
     if threads:
         torch.set_num_threads(threads)
     cfg = UberNetConfig.lite(tasks=get_tasks(tasks))
@@ -138,7 +137,7 @@ def measure(
     # what producing the data costs when done serially (render, augment, collate)
     t1 = time.perf_counter()
     for _ in range(steps):
-        trainer._load(trainer.stream.next_indices())
+        trainer.batches.load(trainer.stream.next_indices())
     produce = (time.perf_counter() - t1) / steps
     images = steps * micro_batch
     return {
