@@ -115,11 +115,13 @@ def test_bench_batch_labels_every_target():
 
 
 def test_low_memory_peak_does_not_grow_with_tasks():
-    """The point of Sec. 4, measured at a tiny lite setting: from one dense task (the widest
-    branch comes first) to all six, standard grows with T and low does not."""
+    """The point of Sec. 4, measured at a small lite setting: from one dense task (the widest
+    branch comes first) to all six, standard grows with T and low does not. At 64 px: since the
+    losses gather MIL bags at the annotated pixels only and the skips upsample coarse to fine,
+    a task's branch stores so little at 32 px that standard grew only 1.12x there (1.40x at 64)."""
     names = ["standard", "low"]
-    r1 = measure("lite", 1, 32, names)
-    r6 = measure("lite", 6, 32, names)
+    r1 = measure("lite", 1, 64, names)
+    r6 = measure("lite", 6, 64, names)
     assert r6["standard"]["peak"] > 1.2 * r1["standard"]["peak"]
     assert r6["low"]["peak"] <= 1.05 * r1["low"]["peak"]
     assert r6["low"]["peak"] < r6["standard"]["peak"]
