@@ -123,22 +123,64 @@ def separable_roi_align(
                 features.float(), boxes, output_size, spatial_scale, sampling_ratio
             )
         return out.to(features.dtype)
-    _, c, h, w = features.shape
-    k = output_size
-    outs = []
-    for b, bx in enumerate(boxes):
-        n = bx.shape[0]
-        if n == 0:
-            continue
+    weights = []
+    for bx in boxes:
         bx = bx.detach().to(features.dtype)
-        wy = _axis_weights(bx[:, 1], bx[:, 3], h, k, spatial_scale, sampling_ratio)  # [n, k, H]
-        wx = _axis_weights(bx[:, 0], bx[:, 2], w, k, spatial_scale, sampling_ratio)  # [n, k, W]
-        rows = wy.reshape(n * k, h) @ features[b].transpose(0, 1).reshape(h, c * w)  # [n k, C W]
-        rows = rows.view(n, k, c, w).transpose(1, 2).reshape(n, c * k, w)
-        outs.append((rows @ wx.transpose(1, 2)).view(n, c, k, k))
-    if not outs:
-        return features.new_zeros(0, c, k, k)
-    return torch.cat(outs) if len(outs) > 1 else outs[0]
+        _, _, h, w = features.shape
+        wy = _axis_weights(bx[:, 1], bx[:, 3], h, output_size, spatial_scale, sampling_ratio)
+        wx = _axis_weights(bx[:, 0], bx[:, 2], w, output_size, spatial_scale, sampling_ratio)
+        weights += [wy, wx]  # [N_i, k, H], [N_i, k, W]
+    return _SeparableRoIAlign.apply(features, *weights)
+
+
+#: Boxes per matrix product: bounds the [boxes k, C W] intermediates of forward and backward.
+ROI_CHUNK = 16
+
+
+class _SeparableRoIAlign(torch.autograd.Function):
+    """``W_y F W_x^T`` for every box of every image, [B, C, H, W] -> [sum N_i, C, k, k], whose
+    backward keeps only the axis weights (a few kB), not the row products autograd would save:
+    ``dL/dF_b = sum_n W_y,n^T G_n W_x,n``, again two matrix products. Both run over chunks of
+    :data:`ROI_CHUNK` boxes, so that the detection branch, the first to run in the low-memory
+    backward of Sec. 4, stores and allocates little beyond its input and output."""
+
+    @staticmethod
+    def forward(ctx, features, *weights):
+        ctx.save_for_backward(*weights)
+        ctx.feature_shape = features.shape
+        _, c, h, w = features.shape
+        k = weights[0].shape[1] if weights else 0
+        out = features.new_empty(sum(wy.shape[0] for wy in weights[::2]), c, k, k)
+        start = 0  # the output is filled in place: a list of chunks and a cat would hold it twice
+        for b in range(features.shape[0]):
+            flat = features[b].transpose(0, 1).reshape(h, c * w)  # [H, C W]
+            wy_all, wx_all = weights[2 * b], weights[2 * b + 1]
+            for lo in range(0, wy_all.shape[0], ROI_CHUNK):
+                wy, wx = wy_all[lo : lo + ROI_CHUNK], wx_all[lo : lo + ROI_CHUNK]
+                n = wy.shape[0]
+                rows = (wy.reshape(n * k, h) @ flat).view(n, k, c, w)  # W_y F: [n, k, C, W]
+                rows = rows.transpose(1, 2).reshape(n, c * k, w)
+                torch.matmul(rows, wx.transpose(1, 2), out=out[start : start + n].view(n, c * k, k))
+                start += n
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        weights = ctx.saved_tensors
+        bsz, c, h, w = ctx.feature_shape
+        grad_features = grad.new_zeros(bsz, h, c * w)
+        start = 0
+        for b in range(bsz):
+            wy_all, wx_all = weights[2 * b], weights[2 * b + 1]
+            for lo in range(0, wy_all.shape[0], ROI_CHUNK):
+                wy, wx = wy_all[lo : lo + ROI_CHUNK], wx_all[lo : lo + ROI_CHUNK]
+                n, k = wy.shape[:2]
+                g = grad[start : start + n].reshape(n, c * k, k)  # [n, C k, k]
+                start += n
+                cols = (g @ wx).view(n, c, k, w).transpose(1, 2).reshape(n * k, c * w)
+                grad_features[b].addmm_(wy.reshape(n * k, h).t(), cols)  # += W_y^T (G W_x)
+        grad_features = grad_features.view(bsz, h, c, w).transpose(1, 2)
+        return (grad_features, *([None] * len(weights)))
 
 
 class RoIAlignDict(nn.Module):
