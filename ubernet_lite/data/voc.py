@@ -8,7 +8,9 @@ Files read (``<root>/VOCdevkit/VOC<year>/``):
 - ``Annotations/<id>.xml`` -> ``boxes`` float32 [N, 4], ``labels`` int64 [N] in 1..20
   (``ubernet_lite.tasks.VOC_CLASSES``), ``difficult`` bool [N]. VOC boxes are 1-based inclusive
   pixel indices; we return continuous pixel-edge coordinates ``[xmin - 1, ymin - 1, xmax, ymax]``
-  (torchvision's convention: the box covers pixel columns ``xmin - 1 .. xmax - 1``);
+  (detectron2's convention; torchvision's ``VOCDetection`` returns the raw 1-based values): the
+  box covers pixel columns ``xmin - 1 .. xmax - 1``, and ``metrics.detection`` computes the
+  devkit's IoU on these edges without its ``+ 1``;
 - ``SegmentationClass/<id>.png`` (palette PNG; the palette *index* is the class) -> ``semantic``
   int64 [H, W], 0 background, 1..20, 255 void (the band VOC draws along object outlines and
   ambiguous regions), when the image has one;
