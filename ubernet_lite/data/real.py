@@ -294,6 +294,17 @@ def dataset_folder(
     return folder
 
 
+def require_files(name: str, root: str | os.PathLike | None, found: int, wanted: str) -> None:
+    """Raise :class:`DatasetNotFoundError` when a set's folder exists but holds none of the files
+    it needs (``found == 0``); ``wanted`` says which, relative to the set's folder."""
+    if found == 0:
+        info, base = _info(name), data_root(root)
+        raise DatasetNotFoundError(
+            f"data set {name!r}: {base / info.folder} holds no {wanted}; fetch the set with "
+            f"`python {info.script} --root {base}` (or set {DATA_ENV} to a root that has it)"
+        )
+
+
 def _info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise KeyError(f"unknown data set {name!r}; the real data sets are {sorted(DATASETS)}")
