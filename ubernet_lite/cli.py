@@ -106,7 +106,7 @@ def cmd_train(args) -> int:
 
 def _load_model(checkpoint: str, device: str):
     from .model import UberNet
-    from .training.trainer import config_from_fingerprint, load_checkpoint
+    from .training.checkpoint import config_from_fingerprint, load_checkpoint
 
     state = load_checkpoint(checkpoint)
     cfg = config_from_fingerprint(state["config"])

@@ -4,7 +4,9 @@
   (Eq. 1-2), backward; ``.grad`` holds the gradient summed over the micro-batch (Table 1's dw).
 * :class:`AsyncSGD` -- asynchronous SGD of Table 1 (per-group counters and accumulators).
 * :class:`SyncSGD` -- the synchronous baseline, SGD on masked minibatches (Eq. 3-5).
-* :class:`Trainer` / :func:`train` -- the training loop with logging, evaluation, checkpoints.
+* :class:`Trainer` / :func:`train` -- the training loop with logging, evaluation, checkpoints
+  (``trainer.py``; its settings, data source, micro-batch stream and checkpoint format in
+  ``settings.py``, ``data_source.py``, ``stream.py``, ``checkpoint.py``).
 * :func:`peak_memory` and the low-memory backward of Sec. 4 (``multitask_backward(memory="low")``).
 * ``real_data`` -- the paper's real data sets: union, test sets, evaluation at the images' size.
 """
