@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class StopOnSignal:
         print(
             f"\n{SIGNAL_NAMES.get(signum, signum)}: stopping after this step and writing a "
             "checkpoint (send it again to abort at once)",
+            file=sys.stderr,
             flush=True,
         )
 
