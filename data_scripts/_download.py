@@ -32,9 +32,12 @@ Nothing here runs at import time, and nothing in the package or the tests downlo
 from __future__ import annotations
 
 import argparse
+import bz2
 import dataclasses
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import shutil
@@ -429,8 +432,35 @@ def _safe_members(tar: tarfile.TarFile, dest: Path):
         yield m
 
 
+_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+
+
+def check_archive(path: Path, kind: str) -> None:
+    """Read the whole archive once, so that a truncated or corrupted one fails here, before any
+    file is unpacked: a compressed tar is decompressed to its end (the gzip / bz2 / xz trailer
+    and checksum are checked; tarfile alone stops at the end-of-archive marker and can unpack a
+    cut archive without a word), a zip has every member's CRC checked."""
+    if kind == "zip":
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+        if bad is not None:
+            raise zipfile.BadZipFile(f"member {bad!r} fails its CRC check")
+        return
+    with open(path, "rb") as f:
+        head = f.read(6)
+    for magic, opener in _COMPRESSED:
+        if head.startswith(magic):
+            with opener(path, "rb") as stream:
+                while stream.read(1 << 20):
+                    pass
+    with tarfile.open(path) as tar:
+        tar.getmembers()  # every header, to the end-of-archive marker
+
+
 def unpack(path: Path, dest: Path, kind: str) -> None:
-    """Unpack a tar (any compression) or zip archive into ``dest`` (refusing unsafe paths)."""
+    """Unpack a tar (any compression) or zip archive into ``dest`` (refusing unsafe paths),
+    after :func:`check_archive`."""
+    check_archive(path, kind)
     if kind == "tar":
         with tarfile.open(path) as tar:
             tar.extractall(dest, members=_safe_members(tar, dest))  # noqa: S202 - members checked
@@ -473,7 +503,8 @@ def install_archive(root: Path, name: str, archive: Archive, path: Path) -> None
         print(f"  unpacking {path.name} ...", flush=True)
         try:
             unpack(path, tmp, archive.kind)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
+                OSError) as e:  # fmt: skip
             bad = path.with_name(path.name + ".bad")
             os.replace(path, bad)
             recorded = _recorded(path, archive)
@@ -581,10 +612,18 @@ def _mb(src: Source) -> str:
     return "? MB (unknown)" if src.download_mb is None else f"{src.download_mb:.0f} MB"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose bad-option answer is one line (and exit status 2), not usage text too."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main_for(name: str, argv=None, post: Callable[[Path], None] | None = None) -> int:
     """Command line of ``download_<name>.py``."""
     src = SOURCES[name]
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description=f"Download {name} from its official source into the data root "
         f"(folder {src.folder}; about {_mb(src)}, {src.disk_gb} GB on disk). {src.notes}"
     )

@@ -15,10 +15,9 @@ memory of the official page, unverified), and the folder. Sizes and times are do
 data_scripts/README.md.
 """
 
-import argparse
 import sys
 
-from _download import SOURCES, data_root, fetch_dataset, status
+from _download import SOURCES, OneLineParser, data_root, fetch_dataset, status
 
 
 def fmt_mb(src) -> str:
@@ -50,7 +49,7 @@ def list_sets(root) -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--root", default=None, help="data root (default $UBERNET_DATA or ~/data/ubernet)"
     )

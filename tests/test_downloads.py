@@ -205,8 +205,14 @@ def _patch_bsds(dl, monkeypatch, url):
     monkeypatch.setitem(dl.SOURCES, "bsds500", dataclasses.replace(src, archives=(arch,)))
 
 
-def test_archive_that_does_not_unpack_is_moved_aside(dl, server, tmp_path, monkeypatch):
-    good = _tgz({"BSR/BSDS500/data/images/test/1.jpg": b"x" * 1000})
+@pytest.mark.parametrize("member_size", [1000, 200_000])
+def test_archive_that_does_not_unpack_is_moved_aside(
+    dl, server, tmp_path, monkeypatch, member_size
+):
+    """Half an archive padded with zeros to its size. With a 200 kB member of repeated bytes the
+    first half of the gzip stream holds the whole member, and tarfile alone unpacks it without a
+    word; the gzip trailer (length, CRC) is what says the archive is cut."""
+    good = _tgz({"BSR/BSDS500/data/images/test/1.jpg": bytes(range(256)) * (member_size // 256)})
     server.files["BSR_bsds500.tgz"] = good[: len(good) // 2] + b"\0" * (len(good) - len(good) // 2)
     _patch_bsds(dl, monkeypatch, server.url)
     root = tmp_path / "root"
