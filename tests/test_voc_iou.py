@@ -69,8 +69,8 @@ def test_true_positives_are_the_devkits():
     for d, g, tp in zip(dets, gts, devkit_tp, strict=True):
         m = DetectionMeter(1)
         m.update(
-            [{"boxes": torch.tensor([to_edges(d)]), "labels": torch.tensor([1]),
+            [{"boxes": torch.from_numpy(to_edges(d)[None]), "labels": torch.tensor([1]),
               "scores": torch.tensor([1.0])}],
-            [{"boxes": torch.tensor([to_edges(g)]), "labels": torch.tensor([1])}],
+            [{"boxes": torch.from_numpy(to_edges(g)[None]), "labels": torch.tensor([1])}],
         )  # fmt: skip
         assert m.compute()["mAP"] == pytest.approx(1.0 if tp else 0.0)
