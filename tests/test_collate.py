@@ -1,4 +1,4 @@
-"""collate: the batch contract of docs/internals.md for partially labelled samples."""
+"""collate: the batch contract of docs/design.md for partially labelled samples."""
 
 import pytest
 import torch

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import ubernet_lite as ul
-from ubernet_lite import experiments
+from ubernet_lite import series
+from ubernet_lite.config import make_config
 from ubernet_lite.training.real_data import real_training_union
 from ubernet_lite.training.trainer import Trainer
 
@@ -35,11 +36,11 @@ def counted(monkeypatch):
 
 
 def test_cached_run_trains_once_then_loads(outputs, counted):
-    cfg = experiments.make_config("lite", tasks="semantic")
-    first = experiments.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
+    cfg = make_config("lite", tasks="semantic")
+    first = series.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
     assert not first.cached and len(counted) == 2 and first.step == 2
     assert (outputs / "runs" / "tiny" / "checkpoint.pt").is_file()
-    second = experiments.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
+    second = series.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
     assert second.cached and len(counted) == 2
     assert len(second.history) == 2
     a, b = first.model.state_dict(), second.model.state_dict()
@@ -48,23 +49,23 @@ def test_cached_run_trains_once_then_loads(outputs, counted):
 
 
 def test_changed_setting_config_or_length_retrains(outputs, counted):
-    cfg = experiments.make_config("lite", tasks="semantic")
-    experiments.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
-    run = experiments.cached_run("tiny", cfg, steps=2, verbose=False, **{**TINY, "lr": 0.02})
+    cfg = make_config("lite", tasks="semantic")
+    series.cached_run("tiny", cfg, steps=2, verbose=False, **TINY)
+    run = series.cached_run("tiny", cfg, steps=2, verbose=False, **{**TINY, "lr": 0.02})
     assert not run.cached and len(counted) == 4
-    gamma = experiments.make_config("lite", tasks="semantic", gammas={"semantic": 5.0})
-    run = experiments.cached_run("tiny", gamma, steps=2, verbose=False, **{**TINY, "lr": 0.02})
+    gamma = make_config("lite", tasks="semantic", gammas={"semantic": 5.0})
+    run = series.cached_run("tiny", gamma, steps=2, verbose=False, **{**TINY, "lr": 0.02})
     assert not run.cached and len(counted) == 6
-    run = experiments.cached_run("tiny", gamma, steps=3, verbose=False, **{**TINY, "lr": 0.02})
+    run = series.cached_run("tiny", gamma, steps=3, verbose=False, **{**TINY, "lr": 0.02})
     assert not run.cached and len(counted) == 9 and run.step == 3
-    run = experiments.cached_run("tiny", gamma, steps=3, verbose=False, **{**TINY, "lr": 0.02})
+    run = series.cached_run("tiny", gamma, steps=3, verbose=False, **{**TINY, "lr": 0.02})
     assert run.cached and len(counted) == 9
 
 
 def test_on_chunk_is_called_and_retrain_forces_training(outputs, counted):
-    cfg = experiments.make_config("lite", tasks="normals")
+    cfg = make_config("lite", tasks="normals")
     seen = []
-    run = experiments.cached_run(
+    run = series.cached_run(
         "chunks",
         cfg,
         steps=3,
@@ -76,23 +77,23 @@ def test_on_chunk_is_called_and_retrain_forces_training(outputs, counted):
     assert (
         seen == [2, 3] and len(run.history) == 3 and (outputs / "runs/chunks/losses.csv").is_file()
     )
-    run = experiments.cached_run("chunks", cfg, steps=3, retrain=True, verbose=False, **TINY)
+    run = series.cached_run("chunks", cfg, steps=3, retrain=True, verbose=False, **TINY)
     assert not run.cached and len(counted) == 6
 
 
 def test_make_config_and_batch_sizes():
-    cfg = experiments.make_config("lite", tasks="semantic,normals", gammas={"normals": 50})
+    cfg = make_config("lite", tasks="semantic,normals", gammas={"normals": 50})
     assert cfg.task_names == ["semantic", "normals"] and cfg.task("normals").gamma == 50.0
-    assert experiments.short_run_batch_sizes(cfg, 3) == {"shared": 3, "semantic": 3, "normals": 3}
-    real = experiments.make_config("lite", tasks="semantic", data="real")
+    assert series.short_run_batch_sizes(cfg, 3) == {"shared": 3, "semantic": 3, "normals": 3}
+    real = make_config("lite", tasks="semantic", data="real")
     assert real.task("semantic").out_channels == 21 and real.num_classes == 20
     with pytest.raises(ValueError, match="preset must be"):
-        experiments.make_config("huge")
+        make_config("huge")
     with pytest.raises(KeyError, match="gammas names task"):
-        experiments.make_config(tasks="semantic", gammas={"normals": 5})
+        make_config(tasks="semantic", gammas={"normals": 5})
     with pytest.raises(ValueError, match="plain folder name"):
-        experiments.run_dir("../x")
-    assert ul.UberNetConfig.lite().task_names == experiments.make_config().task_names
+        series.run_dir("../x")
+    assert ul.UberNetConfig.lite().task_names == make_config().task_names
 
 
 def test_train_runs_trains_only_what_is_not_cached(outputs, counted):
@@ -101,23 +102,23 @@ def test_train_runs_trains_only_what_is_not_cached(outputs, counted):
         "b": dict(tasks=["semantic"], steps=2, lr=0.02, **TINY),
     }
     # the first run is cached beforehand: only the second one trains
-    experiments.series_run("a", verbose=False, **runs["a"])
+    series.series_run("a", verbose=False, **runs["a"])
     assert len(counted) == 2
-    assert experiments.train_runs(runs, workers=1) == ["b"]
+    assert series.train_runs(runs, workers=1) == ["b"]
     assert len(counted) == 4
-    assert experiments.train_runs(runs, workers=1) == []
-    run = experiments.series_run("b", verbose=False, **runs["b"])
+    assert series.train_runs(runs, workers=1) == []
+    run = series.series_run("b", verbose=False, **runs["b"])
     assert run.cached and len(counted) == 4
-    assert experiments.series_run("c", train=False, **runs["a"]) is None
+    assert series.series_run("c", train=False, **runs["a"]) is None
 
 
 # ---- results_data: the test data of notebooks 00 and 10 -------------------------------------
 
 
 def test_single_run_name_keeps_the_synthetic_default_and_separates_the_rest():
-    assert experiments.single_run_name("seven_task", "semantic") == "single_semantic"
-    real = experiments.single_run_name("seven_task", "semantic", "real")
-    other = experiments.single_run_name("real_fixture", "semantic", "synthetic")
+    assert series.single_run_name("seven_task", "semantic") == "single_semantic"
+    real = series.single_run_name("seven_task", "semantic", "real")
+    other = series.single_run_name("real_fixture", "semantic", "synthetic")
     assert len({"single_semantic", real, other}) == 3
     assert real.startswith("seven_task_") and other.startswith("real_fixture_")
 
@@ -128,7 +129,7 @@ def test_results_data_synthetic_is_the_test_split_and_the_train_world():
     from ubernet_lite.baselines import TrivialBaseline
 
     tasks = "saliency,normals,semantic"
-    rd = experiments.results_data("synthetic", 64, eval_images=3, tasks=tasks)
+    rd = series.results_data("synthetic", 64, eval_images=3, tasks=tasks)
     world = ul.data.SynthWorld(split="test", size=64, seed=0)
     train = ul.data.SynthWorld(split="train", size=64, seed=0)
     assert rd.size == 64 and len(rd) == 3 and rd.class_names == ul.tasks.SYNTH_CLASSES
@@ -144,9 +145,9 @@ def test_results_data_synthetic_is_the_test_split_and_the_train_world():
     # figure images: the split's own images, also beyond the evaluated ones
     assert torch.equal(rd.images([0, 4])[1], world[4]["image"])
     assert torch.equal(rd.sample(2)["image"], world[2]["image"])
-    assert experiments.results_data("synthetic", None).size == 128  # the old default size
+    assert series.results_data("synthetic", None).size == 128  # the old default size
     with pytest.raises(ValueError, match="data must be"):
-        experiments.results_data("imagenet")
+        series.results_data("imagenet")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_results_data_real_uses_each_tasks_test_set(real_root):
     from ubernet_lite.data.real import TEST_SETS
     from ubernet_lite.metrics.evaluate import COLUMNS
 
-    rd = experiments.results_data("real", 32, eval_images=2, data_root=real_root)
+    rd = series.results_data("real", 32, eval_images=2, data_root=real_root)
     assert rd.class_names == ul.tasks.VOC_CLASSES and rd.cfg.num_classes == 20
     assert list(rd.test) == rd.cfg.task_names
     for task, subset in rd.test.items():
@@ -199,11 +200,11 @@ def test_results_data_real_names_a_missing_set(tmp_path):
     from ubernet_lite.data.real import DatasetNotFoundError
 
     with pytest.raises(DatasetNotFoundError, match="download_"):
-        experiments.results_data("real", 32, eval_images=1, data_root=tmp_path)
+        series.results_data("real", 32, eval_images=1, data_root=tmp_path)
 
 
 def test_series_dir_name_keeps_other_presets_and_data_apart():
-    from ubernet_lite.experiments import series_dir_name
+    from ubernet_lite.series import series_dir_name
 
     assert series_dir_name("seven_task") == "seven_task"
     assert series_dir_name("seven_task", "paper", "synthetic") == "seven_task-paper-synthetic"

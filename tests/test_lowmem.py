@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ubernet_lite.tasks import TARGETS, TaskSpec
-from ubernet_lite.training import objective
+from ubernet_lite.training import backward, objective
 from ubernet_lite.training.lowmem import (
     checkpointed_modules,
     frozen_batchnorm_stats,
@@ -26,7 +26,7 @@ from ubernet_lite.training.lowmem import (
 )
 
 # --------------------------------------------------------------------------------------------
-# a stand-in with the model contract of docs/internals.md and BN + dropout inside the segments
+# a stand-in with the model contract of docs/design.md and BN + dropout inside the segments
 # --------------------------------------------------------------------------------------------
 
 
@@ -82,12 +82,12 @@ class StandIn(nn.Module):
         y = e1(t1) + F.interpolate(e2(t2), size=feats.size, mode="bilinear", align_corners=False)
         if name.startswith("detection"):  # random sampling, as torchvision's RPN does
             keep = torch.randperm(y[0].numel())[: y[0].numel() // 3]
-            return {"loss": torch.stack([yi.flatten()[keep].pow(2).mean() for yi in y])}
-        return y
+            return {name: {"loss": torch.stack([yi.flatten()[keep].pow(2).mean() for yi in y])}}
+        return {name: y}  # as UberNet.decode: {name: prediction}
 
     def forward(self, images, tasks=None, targets=None):
         feats = self.encode(images)
-        return {n: self.decode(n, feats, targets) for n in tasks}
+        return {n: self.decode(n, feats, targets)[n] for n in tasks}
 
 
 def standin_loss(spec, out, batch):
@@ -274,7 +274,7 @@ def test_checkpointed_modules_restores_forward():
 def test_unknown_memory_mode_is_one_clear_error():
     model = StandIn(standin_tasks())
     with pytest.raises(ValueError, match="unknown memory mode 'tiny'.*'low'.*'standard'"):
-        objective.multitask_backward(model, standin_batch(), memory="tiny")
+        backward.multitask_backward(model, standin_batch(), memory="tiny")
 
 
 def test_memory_low_dispatches_here():
@@ -282,7 +282,7 @@ def test_memory_low_dispatches_here():
     model = StandIn(standin_tasks()).double().train()
     ref = copy.deepcopy(model)
     torch.manual_seed(0)
-    objective.multitask_backward(model, standin_batch(), memory="low", loss_fn=standin_loss)
+    backward.multitask_backward(model, standin_batch(), memory="low", loss_fn=standin_loss)
     torch.manual_seed(0)
     multitask_backward_lowmem(ref, standin_batch(), loss_fn=standin_loss)
     for (n, p), q in zip(model.named_parameters(), ref.parameters(), strict=True):
@@ -303,7 +303,7 @@ def test_model_without_segments_is_a_clear_error():
 
 def random_samples(n, size, labelled, num_classes=6, num_parts=6, seed=0):
     """``n`` samples of ``size`` x ``size`` with random targets; ``labelled[i]`` the targets
-    sample ``i`` carries (the others are absent, as docs/internals.md says)."""
+    sample ``i`` carries (the others are absent, as docs/design.md says)."""
     g = torch.Generator().manual_seed(seed)
     H = W = size
     out = []

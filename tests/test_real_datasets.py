@@ -285,7 +285,7 @@ def make_pascal_s(root: Path) -> Path:
 
 
 def check_sample(sample: dict, expected_targets: set[str], dataset: str) -> None:
-    """The sample contract of docs/internals.md."""
+    """The sample contract of docs/design.md."""
     img = sample["image"]
     assert img.dtype == torch.float32 and img.ndim == 3 and img.shape[0] == 3
     assert 0.0 <= img.min() and img.max() <= 1.0

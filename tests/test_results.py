@@ -58,3 +58,35 @@ def test_task_table_formatting():
     det = results.task_table("detection", {"x": {"detection": {"mAP_voc07": 0.1234, "mAP": 0.5}}})
     assert det.splitlines()[-1] == "| x | 12.3 | 50.0 |"
     assert set(results.COLUMNS) == set(results.PAPER_TABLE)
+
+
+def test_notebook_10_tables_margins_and_table_9():
+    rows = {
+        "trivial": {"semantic": {"mIoU": 0.10}, "normals": {"mean": 30.0}},
+        "single-task": {"semantic": {"mIoU": 0.40}, "normals": {"mean": 20.0}},
+        "seven-task": {"semantic": {"mIoU": 0.11}, "normals": {"mean": 22.0}},
+    }
+    tasks = ["normals", "semantic"]
+    sections = results.paper_tables(rows, tasks, order=["trivial", "seven-task"])
+    assert [s.splitlines()[0] for s in sections] == [
+        "### Table 3: semantic",
+        "### Table 8: normals",
+    ]
+    assert "| seven-task | 11.0 |" in sections[0]
+    assert results.delta_m_summary(rows["seven-task"], rows["single-task"]).startswith(
+        "**Delta_m (seven-task vs single-task"
+    )
+    normals, semantic = results.baseline_margins(rows, tasks)
+    # normals: lower is better, 8 degrees better than trivial (needs > 5); 2 worse than single
+    assert (normals.over_baseline, normals.need, normals.ok) == (8.0, 5.0, True)
+    assert normals.over_single == -2.0
+    # semantic: +0.01 over trivial does not clear the 0.02 margin
+    assert not semantic.ok and semantic.over_baseline == pytest.approx(0.01)
+    assert str(semantic).startswith("semantic             mIoU      seven-task does NOT beat")
+    table = results.weight_sweep_table({1.0: rows["seven-task"], 50.0: None}, tasks)
+    assert table.splitlines() == [
+        "| gamma normals | normals mean | semantic mIoU |",
+        "|---|---|---|",
+        "| 1 | 22.0 | 11.0 |",
+        "| 50 | diverged | diverged |",
+    ]

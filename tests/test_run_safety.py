@@ -18,7 +18,7 @@ import torch
 
 import ubernet_lite as ul
 from ubernet_lite.cli import main
-from ubernet_lite.training import objective
+from ubernet_lite.training import backward
 from ubernet_lite.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -259,7 +259,7 @@ def test_resume_with_other_settings_names_each(ckpt, capsys):
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     t = make(tmp_path, steps=6, checkpoint_every=2, prefetch=False)
-    real = objective.multitask_backward
+    real = backward.multitask_backward
     calls = []
 
     def nan_at_step_3(*a, **k):

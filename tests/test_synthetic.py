@@ -1,5 +1,5 @@
 """Invariants of the synthetic world (``ubernet_lite.data.synthetic``): the sample format of
-docs/internals.md, geometry (unit normals facing the camera), label consistency (boxes, boundaries,
+docs/design.md, geometry (unit normals facing the camera), label consistency (boxes, boundaries,
 semantic boundaries, saliency, parts), determinism, disjoint splits and clear errors."""
 
 from __future__ import annotations

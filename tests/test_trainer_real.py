@@ -24,7 +24,8 @@ from test_real_datasets import (
     make_voc,
 )
 
-from ubernet_lite import experiments
+from ubernet_lite import series
+from ubernet_lite.config import make_config
 from ubernet_lite.data import collate
 from ubernet_lite.data.real import (
     TEST_SETS,
@@ -71,13 +72,13 @@ def outputs(tmp_path, monkeypatch):
 
 
 def real_trainer(root, out=None, steps=3, cfg=None, **kw):
-    cfg = cfg or experiments.make_config("lite", data="real")
+    cfg = cfg or make_config("lite", data="real")
     settings = dict(
         micro_batch=2,
         image_size=64,
         data="real",
         data_root=str(root),
-        batch_sizes=experiments.short_run_batch_sizes(cfg),
+        batch_sizes=series.short_run_batch_sizes(cfg),
         progress=False,
         prefetch=False,
         eval_thresholds=5,
@@ -177,7 +178,7 @@ def _settings(t: Trainer) -> dict:
 
 def test_stream_skips_epochs_that_draw_no_labelled_sample(root):
     """A tiny union drawn with replacement: some epochs miss its 2 semantic images."""
-    cfg = experiments.make_config("lite", tasks="semantic", data="real")
+    cfg = make_config("lite", tasks="semantic", data="real")
     t = real_trainer(root, cfg=cfg)
     assert t.union.names == ["voc2007", "voc2012"]
     stream = MicroBatchStream(t.union, {"semantic"}, 2, 0)
@@ -191,7 +192,7 @@ def test_stream_skips_epochs_that_draw_no_labelled_sample(root):
 
 
 def test_checkpoints_without_the_data_fields_still_load(tmp_path):
-    cfg = experiments.make_config("lite", tasks="saliency")
+    cfg = make_config("lite", tasks="saliency")
     a = Trainer(cfg, out=tmp_path, steps=0, progress=False, image_size=64, union_length=20)
     a.save()
     state = load_checkpoint(tmp_path / "checkpoint.pt")  # the state inside the checksummed file
@@ -203,7 +204,7 @@ def test_checkpoints_without_the_data_fields_still_load(tmp_path):
 
 def test_config_must_have_voc_classes(root):
     with pytest.raises(ValueError, match=r"20 classes.*num_classes is 6.*make_config"):
-        real_trainer(root, cfg=experiments.make_config("lite", tasks="semantic"))
+        real_trainer(root, cfg=make_config("lite", tasks="semantic"))
     with pytest.raises(ValueError, match="data must be one of"):
         real_trainer(root, data="imagenet")
 
@@ -213,7 +214,7 @@ def test_missing_sets_name_the_set_and_its_script(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"'voc2007'.*data_scripts/download_voc2007\.py"):
         real_trainer(tmp_path)
     # saliency trains on MSRA10K alone, but its test set PASCAL-S is missing
-    saliency = experiments.make_config("lite", tasks="saliency", data="real")
+    saliency = make_config("lite", tasks="saliency", data="real")
     assert real_trainer(tmp_path, cfg=saliency, steps=1).union.names == ["msra10k"]
     with pytest.raises(DatasetNotFoundError, match=r"'pascal_s'.*download_pascal_s\.py"):
         real_trainer(tmp_path, cfg=saliency, eval_images=1)
@@ -229,15 +230,15 @@ def test_series_run_real_and_no_reuse_of_synthetic_runs(root, outputs, monkeypat
 
     monkeypatch.setattr(Trainer, "train_step", counted)
     kw = dict(tasks="saliency,normals", steps=2, verbose=False, progress=False, prefetch=False)
-    synthetic = experiments.series_run("tiny", union_length=8, **kw)
+    synthetic = series.series_run("tiny", union_length=8, **kw)
     assert synthetic.settings.data == "synthetic" and calls == ["synthetic"] * 2
-    real = experiments.series_run("tiny", data="real", data_root=str(root), **kw)
+    real = series.series_run("tiny", data="real", data_root=str(root), **kw)
     assert not real.cached and real.settings.data == "real" and calls[2:] == ["real"] * 2
     assert real.cfg.num_classes == 20
-    again = experiments.series_run("tiny", data="real", data_root=str(root), **kw)
+    again = series.series_run("tiny", data="real", data_root=str(root), **kw)
     assert again.cached and len(calls) == 4
     with pytest.raises(ValueError, match="data must be"):
-        experiments.series_run("tiny", data="coco", **kw)
+        series.series_run("tiny", data="coco", **kw)
 
 
 def test_cli_train_evaluate_predict_real(root, tmp_path, capsys):

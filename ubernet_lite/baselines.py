@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import UberNetConfig
 from .tasks import TaskSpec
 
 _EMPTY_LOGIT = -20.0  # sigmoid(-20) ~ 2e-9: "no boundary anywhere"
@@ -30,14 +31,12 @@ class TrivialBaseline(nn.Module):
 
     Args:
         tasks: the task specs to predict.
-        samples: an iterable of samples (the dicts of docs/internals.md); only samples labelled
+        samples: an iterable of samples (the dicts of docs/design.md); only samples labelled
             for a task are used to fit its constant.
     """
 
     def __init__(self, tasks: list[TaskSpec], samples):
         super().__init__()
-        from .config import UberNetConfig
-
         tasks = list(tasks)
         if not tasks:
             raise ValueError("TrivialBaseline: expected at least one TaskSpec, got none")
@@ -78,7 +77,7 @@ class TrivialBaseline(nn.Module):
                 self.constants[name] = torch.full((spec.out_channels,), _EMPTY_LOGIT)
 
     def forward(self, images: torch.Tensor, tasks=None, targets=None) -> dict:
-        """images [B, 3, H, W] -> {task: prediction} in the formats of DESIGN.md's table."""
+        """images [B, 3, H, W] -> {task: prediction} in the formats of docs/design.md's task table."""
         B, _, H, W = images.shape
         out = {}
         for name in tasks or list(self.specs):

@@ -26,16 +26,36 @@ use the data a checkpoint was trained on unless ``--data`` says otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import traceback
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import torch
+from torch.utils.data import Subset
 
+from .bench import memory as memory_bench
+from .config import make_config
+from .data import SynthWorld, load_dataset
+from .data.real import TEST_SETS
+from .metrics import evaluate
+from .model import UberNet
 from .tasks import TASKS
+from .training.checkpoint import (
+    config_fingerprint,
+    config_from_fingerprint,
+    load_checkpoint,
+)
+from .training.real_data import (
+    ShortestSidePredictor,
+    check_real_config,
+    evaluate_test_sets,
+    real_test_subsets,
+)
 from .training.safety import NonFiniteError, TrainingInterrupted
+from .training.trainer import Trainer
 
 
 class CliError(SystemExit):
@@ -192,8 +212,6 @@ def _out_png(text: str) -> str:
 
 def _config(name: str, tasks: str, data: str = "synthetic"):
     """The preset's config for ``tasks`` in ``data``'s label space (real: VOC's 20 classes)."""
-    from .experiments import make_config
-
     return make_config(name, tasks=tasks, data=data)
 
 
@@ -214,8 +232,6 @@ def _given_settings(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .training.trainer import Trainer
-
     common = dict(
         eval_every=args.eval_every,
         eval_images=args.eval_images,
@@ -263,8 +279,6 @@ def cmd_train(args) -> int:
 
 def _check_preset(args, given: dict) -> None:
     """``--preset`` with ``--resume``: an error unless it builds the checkpoint's config."""
-    from .training.checkpoint import config_fingerprint, load_checkpoint
-
     state = load_checkpoint(args.resume)
     saved = state["settings"]
     tasks = given.get("tasks", saved.get("tasks", "all"))
@@ -278,9 +292,6 @@ def _check_preset(args, given: dict) -> None:
 
 
 def _load_model(checkpoint: str, device: str):
-    from .model import UberNet
-    from .training.checkpoint import config_from_fingerprint, load_checkpoint
-
     state = load_checkpoint(checkpoint)
     cfg = config_from_fingerprint(state["config"])
     model = UberNet(cfg).to(device)
@@ -299,17 +310,10 @@ def _data_of(args, state) -> tuple[str, str | None]:
 
 
 def cmd_evaluate(args) -> int:
-    from torch.utils.data import Subset
-
-    from .data import SynthWorld
-    from .metrics import evaluate
-
     model, cfg, size, state = _load_model(args.checkpoint, args.device)
     tasks = cfg.task_names if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     data, root = _data_of(args, state)
     if data == "real":
-        from .training.real_data import check_real_config, evaluate_test_sets, real_test_subsets
-
         check_real_config(cfg)
         sets = real_test_subsets(cfg, tasks, root, args.images if args.images > 0 else None)
         rows = evaluate_test_sets(
@@ -340,9 +344,6 @@ def prediction_figure(image, out: dict, cfg):
         image: float [3, H, W] in [0, 1].
         out: eval-mode output of the model for a batch of one (``out[name][0]``).
     """
-    import matplotlib.pyplot as plt
-    import torch
-
     names = cfg.task_names
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(2.4 * (len(names) + 1), 2.6))
     axes[0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
@@ -380,20 +381,10 @@ def prediction_figure(image, out: dict, cfg):
 
 
 def cmd_predict(args) -> int:
-    import matplotlib
-    import torch
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .data import SynthWorld, load_dataset
-
     model, cfg, size, state = _load_model(args.checkpoint, args.device)
     data, root = _data_of(args, state)
     if data == "real":
-        from .data.real import TEST_SETS
-        from .training.real_data import ShortestSidePredictor
-
         name = args.dataset or TEST_SETS["detection"].name
         split = args.split or next((t.split for t in TEST_SETS.values() if t.name == name), None)
         images = load_dataset(name, root, split)
@@ -418,17 +409,9 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_memory_bench(args, rest: list[str]) -> int:
-    try:
-        module = importlib.import_module("ubernet_lite.training.memory")
-    except ModuleNotFoundError as e:
-        if e.name != "ubernet_lite.training.memory":
-            raise
-        raise CliError(
-            "memory-bench needs ubernet_lite.training.memory (the low-memory backward, Sec. 4), "
-            "which is not installed in this version"
-        ) from None
-    return module.main(rest) or 0
+def cmd_memory_bench(rest: list[str]) -> int:
+    """``memory-bench``: the benchmark of :mod:`ubernet_lite.bench.memory` with its own options."""
+    return memory_bench.main(rest) or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -551,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         if argv and argv[0] == "memory-bench":
-            return cmd_memory_bench(None, argv[1:])
+            return cmd_memory_bench(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command == "train":
             return cmd_train(args)

@@ -1,6 +1,6 @@
 """``UberNetConfig``: every knob of the network in one dataclass, no hidden globals.
 
-Two presets share one code path (DESIGN.md):
+Two presets share one code path (docs/design.md):
 
 | preset    | trunk                                    | input               | pyramid  |
 | --------- | ---------------------------------------- | ------------------- | -------- |
@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .tasks import TASKS, TaskSpec, get_tasks
+from .tasks import TASKS, VOC_CLASSES, VOC_TASKS, TaskSpec, get_tasks
 
 
 @dataclass
@@ -115,3 +115,44 @@ class UberNetConfig:
         )
         kw.update(overrides)
         return cls(tasks=list(TASKS.values()) if tasks is None else tasks, **kw)
+
+
+#: The label spaces a run's config can have: task registry and config overrides per ``data``.
+LABEL_SPACES: dict[str, tuple[dict[str, TaskSpec], dict]] = {
+    "synthetic": (TASKS, {}),  # the synthetic world's 6 classes
+    "real": (VOC_TASKS, {"num_classes": len(VOC_CLASSES)}),  # PASCAL VOC's 20 classes
+}
+#: The presets of :func:`make_config`.
+PRESETS = {"lite": UberNetConfig.lite, "paper": UberNetConfig.paper}
+
+
+def make_config(
+    preset: str = "lite",
+    tasks="all",
+    data: str = "synthetic",
+    gammas: dict | None = None,
+    **overrides,
+) -> UberNetConfig:
+    """The network config of a run: ``preset`` ("lite" | "paper"), a task subset, data's label space.
+
+    Args:
+        preset: ``"lite"`` (CPU, narrow widths) or ``"paper"`` (VGG-16, shortest side 621).
+        tasks: task names (``"all"``, a comma-separated string or a list).
+        data: ``"synthetic"`` (6 classes) or ``"real"`` (PASCAL VOC's 20 classes).
+        gammas: per-task loss weights gamma_t of Eq. 1, e.g. ``{"normals": 5.0}`` (Table 9).
+        **overrides: fields of :class:`UberNetConfig` that differ from the preset's
+            (``width=1 / 16``: a narrower network still).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be 'lite' or 'paper', got {preset!r}")
+    if data not in LABEL_SPACES:
+        raise ValueError(f"data must be 'synthetic' or 'real', got {data!r}")
+    registry, extra = LABEL_SPACES[data]
+    specs = get_tasks(tasks, registry)
+    for name in gammas or {}:
+        if name not in [s.name for s in specs]:
+            raise KeyError(f"gammas names task {name!r}, not among {[s.name for s in specs]}")
+    specs = [
+        s.replace(gamma=float(gammas[s.name])) if s.name in (gammas or {}) else s for s in specs
+    ]
+    return PRESETS[preset](tasks=specs, **{**extra, **overrides})

@@ -10,6 +10,8 @@ nbval and papermill must not have to wade through. :func:`progress_bar` therefor
 
 from __future__ import annotations
 
+from tqdm.auto import tqdm
+
 
 def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     """A ``tqdm.auto`` bar over ``iterable`` (or with ``total=``); ``enabled=False`` hides it.
@@ -17,8 +19,6 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     An enabled bar still obeys the ``TQDM_*`` environment variables (``TQDM_DISABLE=1`` hides it).
     ``kwargs`` go to ``tqdm`` (``desc``, ``total``, ``initial``, ``unit``, ``leave``, ...).
     """
-    from tqdm.auto import tqdm
-
     if "disable" in kwargs:
         raise TypeError("progress_bar takes enabled=, not disable= (see the module docstring)")
     if not enabled:

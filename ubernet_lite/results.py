@@ -7,11 +7,16 @@ of a multi-task model against single-task models over every metric of every task
 
 with ``l_j = 1`` where lower is better (angle errors, MAE), so a positive Delta_m means the
 multi-task model is better on average.
+
+Notebook 10's tables: :func:`paper_tables` (one table per task in the paper's columns, Tables
+2-8), :func:`delta_m_summary`, :func:`baseline_margins` (each task's primary metric against the
+trivial baseline) and :func:`weight_sweep_table` (Table 9).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .metrics.evaluate import COLUMNS as METRIC_COLUMNS
 from .tasks import TASKS
@@ -86,4 +91,98 @@ def task_table(task: str, rows: dict[str, dict], markdown: bool = True) -> str:
     for name, res in rows.items():
         vals = [format_value(task, c, res.get(task, {}).get(c)) for c in cols]
         lines.append("| " + " | ".join([name] + vals) + " |")
+    return "\n".join(lines)
+
+
+def paper_tables(rows: dict[str, dict], tasks, order) -> list[str]:
+    """``"### Table N: task"`` sections, in the paper's table order, each a :func:`task_table`
+    of the methods ``order`` (names of ``rows``: method -> {task: {col: v}})."""
+    return [
+        f"### Table {PAPER_TABLE[task]}: {task}\n\n"
+        f"{task_table(task, {name: rows[name] for name in order})}\n"
+        for task in sorted(tasks, key=PAPER_TABLE.get)
+    ]
+
+
+def delta_m_summary(multi: dict, single: dict) -> str:
+    """One bold Markdown line: Delta_m of the seven-task model ``multi`` against ``single``."""
+    dm = delta_m(multi, single)
+    return (
+        f"**Delta_m (seven-task vs single-task, over all metrics with a non-zero reference): "
+        f"{100 * dm:+.1f} %** (positive = the seven-task model is better on average)"
+    )
+
+
+#: The primary metric of each task: what notebook 10's checks and Table 9 read.
+PRIMARY: dict[str, str] = {
+    "detection": "mAP_voc07",
+    "semantic": "mIoU",
+    "parts": "mIoU",
+    "semantic_boundaries": "mMF",
+    "saliency": "maxF",
+    "boundaries": "ODS",
+    "normals": "mean",
+}
+#: How much better than the trivial baseline "clearly beats" means (degrees for normals).
+MIN_MARGIN: dict[str, float] = {"normals": 5.0}
+#: The margin of the other tasks (fractions).
+DEFAULT_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A model against the trivial baseline (and the single-task model) on a task's primary
+    metric; ``over_baseline`` and ``over_single`` are signed so that positive is better."""
+
+    task: str
+    column: str
+    model: str
+    baseline: str
+    over_baseline: float
+    need: float
+    over_single: float
+
+    @property
+    def ok(self) -> bool:
+        return self.over_baseline > self.need
+
+    def __str__(self) -> str:
+        tag = "beats" if self.ok else "does NOT beat"
+        return (
+            f"{self.task:20s} {self.column:9s} {self.model} {tag} {self.baseline} by "
+            f"{self.over_baseline:+.3f} (needs > {self.need});"
+            f" seven minus single-task: {self.over_single:+.3f}"
+        )
+
+
+def baseline_margins(
+    rows: dict[str, dict],
+    tasks,
+    model: str = "seven-task",
+    baseline: str = "trivial",
+    single: str = "single-task",
+) -> list[Margin]:
+    """:class:`Margin` of ``rows[model]`` over ``rows[baseline]`` on each task's
+    :data:`PRIMARY` metric (needs more than :data:`MIN_MARGIN`, default :data:`DEFAULT_MARGIN`)."""
+    out = []
+    for task in tasks:
+        col = PRIMARY[task]
+        sign = -1 if lower_is_better(task, col) else 1
+        base, mt, st = (rows[k][task][col] for k in (baseline, model, single))
+        need = MIN_MARGIN.get(task, DEFAULT_MARGIN)
+        out.append(Margin(task, col, model, baseline, sign * (mt - base), need, sign * (mt - st)))
+    return out
+
+
+def weight_sweep_table(sweep: dict[float, dict | None], tasks) -> str:
+    """Table 9 in Markdown: one row per normals weight gamma (``sweep``: gamma -> {task: {col:
+    v}}, or None for a run that diverged), the :data:`PRIMARY` metric of every task."""
+    head = "| gamma normals | " + " | ".join(f"{t} {PRIMARY[t]}" for t in tasks) + " |"
+    lines = [head, "|" + "---|" * (len(tasks) + 1)]
+    for gamma, r in sweep.items():
+        if r is None:
+            cells = ["diverged"] * len(tasks)
+        else:
+            cells = [format_value(t, PRIMARY[t], r[t][PRIMARY[t]]) for t in tasks]
+        lines.append(f"| {gamma:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ Adding a task to UberNet means: a ``TaskSpec`` (this file), a data set that carr
 and a loss (``ubernet_lite.losses``). Everything else (the skip layers, the pyramid fusion, the
 optimiser's parameter groups, the low-memory backward) is generic over the specs.
 
-Names are part of the public API (see DESIGN.md, "Tasks, targets and predictions"):
+Names are part of the public API (docs/design.md, "Tasks"):
 
 | task name             | target key(s)                      | prediction                        |
 | --------------------- | ---------------------------------- | --------------------------------- |

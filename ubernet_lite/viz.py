@@ -216,7 +216,7 @@ def show_sample(sample: Mapping, axes=None, class_names: Sequence[str] = SYNTH_C
     """The image and the seven annotations of one sample (8 panels, :data:`PANELS` order).
 
     Args:
-        sample: a sample dict (docs/internals.md); absent targets get a "not labelled" panel.
+        sample: a sample dict (docs/design.md); absent targets get a "not labelled" panel.
         axes: 8 matplotlib axes to draw into (e.g. one row of :func:`show_samples`); default a
             new 2 x 4 figure.
         title: the figure title (default ``meta["dataset"]`` and index).
@@ -291,7 +291,7 @@ def qualitative_figure(
 
     Args:
         images: float [B, 3, H, W] in [0, 1].
-        predictions: ``model(images)`` in eval mode (DESIGN.md): task -> logits [B, C, H, W]
+        predictions: ``model(images)`` in eval mode (docs/design.md): task -> logits [B, C, H, W]
             (``semantic``/``parts`` argmax; ``boundaries``/``saliency``/``semantic_boundaries``
             sigmoid; ``normals`` normalised), ``detection`` a list of B dicts with ``boxes``,
             ``labels``, ``scores`` (boxes below ``score_threshold`` are hidden). A task the model

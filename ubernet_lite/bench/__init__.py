@@ -1,12 +1,12 @@
 """Benchmarks: ``python -m ubernet_lite.bench <name> [options]``, one module per benchmark.
 
-| name          | what it measures                                                     | module        |
-| ------------- | -------------------------------------------------------------------- | ------------- |
-| ``forward``   | one shared-trunk forward vs seven single-task networks; lite fwd+bwd | ``forward.py``|
-| ``data``      | SynthWorld samples per second                                        | ``data.py``   |
-| ``train``     | training step throughput                                             | ``train.py``  |
-| ``memory``    | peak memory, standard vs low-memory backward (Sec. 4)                | ``memory.py`` |
-| ``boundaries``| boundary evaluation (ODS / OIS / AP)                                 | ``boundaries.py``|
+| name         | what it measures                                          | module          |
+| ------------ | --------------------------------------------------------- | --------------- |
+| forward      | one shared trunk vs seven single-task networks; lite step | forward.py      |
+| data         | SynthWorld samples per second                             | data.py         |
+| train        | training step throughput                                  | train.py        |
+| memory       | peak memory, standard vs low-memory backward (Sec. 4)     | memory.py       |
+| boundaries   | boundary evaluation (ODS / OIS / AP)                      | boundaries.py   |
 
 Every benchmark module has ``main(argv: list[str]) -> int | None``. The dispatcher imports only
 the module asked for: each pulls in its own heavy dependencies (torch, scipy, matplotlib).
@@ -22,7 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "forward": "ubernet_lite.bench.forward",
     "data": "ubernet_lite.bench.data",
     "train": "ubernet_lite.bench.train",
-    "memory": "ubernet_lite.training.memory",
+    "memory": "ubernet_lite.bench.memory",
     "boundaries": "ubernet_lite.bench.boundaries",
 }
 

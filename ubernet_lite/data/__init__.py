@@ -3,7 +3,7 @@
 ```python
 world = ul.data.SynthWorld(split="train", size=128, seed=0)   # every label of the seven tasks
 union = ul.data.diverse_union(split="train", size=128)       # views that carry only some labels
-batch = ul.data.collate([union[i] for i in range(4)])        # the batch dict of docs/internals.md
+batch = ul.data.collate([union[i] for i in range(4)])        # the batch dict of docs/design.md
 voc   = ul.data.load_dataset("voc2007", root, split="trainval")  # real data sets (data/real.py)
 ```
 """

@@ -1,4 +1,4 @@
-"""``collate``: a micro-batch of partially labelled samples -> the batch dict of docs/internals.md.
+"""``collate``: a micro-batch of partially labelled samples -> the batch dict of docs/design.md.
 
 Images are zero-padded to the largest height and width of the batch. Every dense target that at
 least one sample carries gets a ``[B, ...]`` tensor; where a sample is padded or does not carry
@@ -31,7 +31,7 @@ DENSE_TARGETS: dict[str, tuple[torch.dtype, float, int]] = {
 def _check_sample(i: int, s) -> None:
     if not isinstance(s, dict):
         raise TypeError(
-            f"collate: sample {i} must be a dict (docs/internals.md), got {type(s).__name__}"
+            f"collate: sample {i} must be a dict (docs/design.md), got {type(s).__name__}"
         )
     img = s.get("image")
     if not isinstance(img, torch.Tensor) or img.dim() != 3 or img.shape[0] != 3:
@@ -58,7 +58,7 @@ def _check_sample(i: int, s) -> None:
 
 
 def collate(samples: Sequence[dict]) -> dict:
-    """Stack samples into a batch (docs/internals.md, "A batch").
+    """Stack samples into a batch (docs/design.md, "A batch").
 
     Args:
         samples: B sample dicts (``image`` [3, H_i, W_i], targets, ``has_label``, ``meta``).

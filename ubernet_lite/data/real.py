@@ -1,7 +1,7 @@
 """The paper's real data sets: one registry, one entry point, shared file readers.
 
 ``load_dataset(name, root=None, split=...)`` returns a ``torch.utils.data.Dataset`` whose samples
-have the structure of :class:`ubernet_lite.data.SynthWorld`'s (docs/internals.md): ``image``
+have the structure of :class:`ubernet_lite.data.SynthWorld`'s (docs/design.md): ``image``
 float32 [3, H, W] in [0, 1], the targets the set provides, ``has_label`` over
 ``ubernet_lite.tasks.TARGETS`` (absent key <=> False) and ``meta``.
 
@@ -162,7 +162,7 @@ def read_id_list(path: Path, name: str) -> list[str]:
 def make_sample(
     image: torch.Tensor, targets: dict, dataset: str, split: str, index: int, **meta
 ) -> dict:
-    """A sample dict (docs/internals.md) with ``has_label`` computed from the keys present."""
+    """A sample dict (docs/design.md) with ``has_label`` computed from the keys present."""
     sample = {"image": image, **targets}
     sample["has_label"] = {
         t: (("boxes" in sample) if t == "detection" else (t in sample)) for t in TARGETS
@@ -323,7 +323,7 @@ def load_dataset(
         split: one of ``DATASETS[name].splits`` (default: the first).
         **kwargs: passed to the loader (e.g. ``on_error="skip"``, ``with_instances=True``).
     Returns:
-        a :class:`RealDataset` whose samples follow docs/internals.md.
+        a :class:`RealDataset` whose samples follow docs/design.md.
     """
     info = _info(name)
     split = info.splits[0] if split is None else split

@@ -9,7 +9,7 @@ colour; texture edges are colour edges only and never boundaries. A person is ar
 head, a torso, upper and lower arms and upper and lower legs: its pixels carry the part labels
 1..6 of :data:`ubernet_lite.tasks.PART_NAMES`.
 
-A sample (``docs/internals.md``, "A sample"), for an image of ``H = W = size`` pixels and ``N``
+A sample (``docs/design.md``, "A sample"), for an image of ``H = W = size`` pixels and ``N``
 visible objects (``K = 6`` classes):
 
 | key | dtype, shape | how it is made |

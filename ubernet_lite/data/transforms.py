@@ -1,6 +1,6 @@
 """Joint transforms of a sample: the image and every label it carries move together.
 
-A sample is the dict of docs/internals.md; a transform returns a new dict and leaves keys it does
+A sample is the dict of docs/design.md; a transform returns a new dict and leaves keys it does
 not know (``has_label``, ``meta``) as they are. Labels a sample lacks are simply absent, so every
 transform only touches the keys that are there.
 

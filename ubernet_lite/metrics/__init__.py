@@ -2,7 +2,7 @@
 
 Each metric is an accumulator (``update(pred, target)`` per batch, ``compute()`` at the end) plus a
 functional form; :func:`evaluate` runs a model over a data set and returns
-``{task: {column: value}}`` with DESIGN.md's column names.
+``{task: {column: value}}`` with the column names of docs/design.md.
 
 | task                 | accumulator              | protocol                                          |
 | -------------------- | ------------------------ | ------------------------------------------------- |

@@ -1,7 +1,7 @@
 """``evaluate(model, dataset, tasks=...)``: every task's metric row over a data set.
 
-Reads the model's eval-mode predictions in the formats fixed by DESIGN.md's table and feeds each
-task's accumulator with the samples labelled for that task only (``has_label[spec.target]``),
+Reads the model's eval-mode predictions in the formats fixed by docs/design.md's task table and
+feeds each task's accumulator with the samples labelled for that task only (``has_label[spec.target]``),
 each cropped to its image size before padding:
 
 | metric family (``spec.metric``) | prediction                 | accumulator               | row keys                       |
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import torch
 
+from ..data import collate
 from ..progress import progress_bar
+from ..tasks import get_tasks
 from .boundaries import BSDS_MAX_DIST, BoundaryMeter
 from .detection import DetectionMeter
 from .normals import NormalsMeter
@@ -28,7 +30,7 @@ from .semantic_boundaries import SBD_MAX_DIST, SemanticBoundaryMeter
 
 __all__ = ["COLUMNS", "evaluate", "make_meter"]
 
-#: The row keys of each metric family (DESIGN.md).
+#: The row keys of each metric family (docs/design.md).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "boundaries": ("ODS", "OIS", "AP"),
     "normals": ("mean", "median", "11.25", "22.5", "30"),
@@ -66,20 +68,8 @@ def make_meter(spec, num_thresholds: int = 99, workers: int = 1):
     raise ValueError(f"{spec.name}: unknown metric {m!r}; expected one of {sorted(COLUMNS)}")
 
 
-def _collate():
-    try:
-        from ..data import collate
-
-        return collate
-    except ImportError:  # pragma: no cover - the data package is always there once integrated
-        return None
-
-
 def _specs(model, tasks):
-    from ..tasks import TASKS, get_tasks
-
-    cfg = getattr(model, "cfg", None)
-    registry = {s.name: s for s in cfg.tasks} if cfg is not None else dict(TASKS)
+    registry = {s.name: s for s in model.cfg.tasks}
     if tasks is None:
         return list(registry.values()), False
     return get_tasks(tasks, registry), True
@@ -104,7 +94,7 @@ def evaluate(
 
     Args:
         model: an :class:`ubernet_lite.UberNet` (put in eval mode here; left in eval mode).
-        dataset: a sequence of sample dicts (docs/internals.md), e.g. ``SynthWorld(split="val")``.
+        dataset: a sequence of sample dicts (docs/design.md), e.g. ``SynthWorld(split="val")``.
         tasks: task names (default: every task of the model; then a task without any labelled
             sample is left out of the result, while a requested one is an error).
         batch_size: samples per forward pass.
@@ -115,7 +105,7 @@ def evaluate(
         progress: show a tqdm progress bar.
 
     Returns:
-        ``{task: {column: value}}`` with the columns of DESIGN.md (fractions, or degrees for
+        ``{task: {column: value}}`` with the columns of docs/design.md (fractions, or degrees for
         the normals' ``mean`` / ``median``).
     """
     n = len(dataset)
@@ -125,7 +115,6 @@ def evaluate(
     names = [s.name for s in specs]
     meters = {s.name: make_meter(s, num_thresholds, workers) for s in specs}
     seen = dict.fromkeys(names, 0)
-    collate = _collate() or _local_collate
     model.eval()
     model.to(device)
     starts = range(0, n, batch_size)
@@ -181,32 +170,3 @@ def _update(meter, spec, pred, batch, i: int, h: int, w: int) -> None:
             f"expected logits [1, 1, {h}, {w}]"
         )
     meter.update(p, target)
-
-
-def _local_collate(samples):  # pragma: no cover - only without ubernet_lite.data
-    """Minimal batch builder (same-size samples) for when ``ubernet_lite.data.collate`` is absent."""
-    from ..tasks import TARGETS
-
-    images = torch.stack([s["image"] for s in samples])
-    h, w = images.shape[-2:]
-    batch = {
-        "images": images,
-        "image_sizes": [(h, w)] * len(samples),
-        "has_label": {
-            t: torch.tensor([bool(s["has_label"].get(t, False)) for s in samples]) for t in TARGETS
-        },
-        "targets": {"boxes": [], "labels": [], "difficult": []},
-    }
-    for key in ("boundaries", "saliency", "semantic", "parts", "semantic_boundaries", "normals"):
-        if any(key in s for s in samples):
-            ref = next(s[key] for s in samples if key in s)
-            fill = 0.0 if key == "normals" else 255
-            batch["targets"][key] = torch.stack(
-                [s.get(key, torch.full_like(ref, fill)) for s in samples]
-            )
-    for s in samples:
-        n = len(s.get("labels", []))
-        batch["targets"]["boxes"].append(s.get("boxes", torch.zeros(0, 4)))
-        batch["targets"]["labels"].append(s.get("labels", torch.zeros(0, dtype=torch.int64)))
-        batch["targets"]["difficult"].append(s.get("difficult", torch.zeros(n, dtype=torch.bool)))
-    return batch

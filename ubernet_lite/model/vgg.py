@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.hub import get_dir
+from torchvision.models import VGG16_Weights
 
 #: VGG-16's conv widths per block (conv1..conv5) and number of convs per block.
 VGG16_WIDTHS: tuple[int, ...] = (64, 128, 256, 512, 512)
@@ -276,9 +278,6 @@ def imagenet_state_dict(progress: bool = False) -> dict[str, torch.Tensor]:
     reads ``$TORCH_HOME/hub/checkpoints/<file>`` and downloads the file if it is missing. Offline,
     it raises a ``RuntimeError`` saying where to place the file by hand.
     """
-    from torch.hub import get_dir
-    from torchvision.models import VGG16_Weights
-
     weights = VGG16_Weights.IMAGENET1K_V1
     filename = os.path.basename(weights.url)
     target = Path(get_dir()) / "checkpoints" / filename

@@ -12,16 +12,9 @@
 """
 
 from .async_sgd import AsyncSGD, SyncSGD, partition_parameters, poly_schedule, resolve_batch_sizes
+from .backward import BACKWARD_MODES, multitask_backward, register_backward
 from .memory import peak_memory
-from .objective import (
-    BACKWARD_MODES,
-    TaskLosses,
-    labelled_tasks,
-    masked_objective,
-    multitask_backward,
-    register_backward,
-    task_objective,
-)
+from .objective import TaskLosses, labelled_tasks, masked_objective, task_objective
 from .real_data import ShortestSidePredictor, evaluate_test_sets, real_test_subsets
 from .trainer import Trainer, train
 

@@ -94,8 +94,7 @@ def resolve_batch_sizes(model, batch_sizes: dict[str, int] | None, tasks=None) -
     """
     specs = model_tasks(model)
     names = list(specs) if tasks is None else list(tasks)
-    cfg = getattr(model, "cfg", None) or getattr(model, "config", None)
-    sizes = {SHARED: int(getattr(cfg, "shared_batch_size", 30))}
+    sizes = {SHARED: int(getattr(model.cfg, "shared_batch_size", 30))}
     sizes.update({n: int(specs[n].batch_size) for n in names})
     for key, value in (batch_sizes or {}).items():
         if key not in sizes:

@@ -8,11 +8,11 @@ trainer uses only what both have:
 * ``val_dataset(images)`` -- what :meth:`evaluate` takes;
 * ``evaluate(model, val, device, num_thresholds)`` -- ``{task: {metric: value}}``.
 
-| ``data``      | union                                   | evaluation                              |
-| ------------- | --------------------------------------- | --------------------------------------- |
-| ``synthetic`` | ``data.diverse_union`` over SynthWorld  | the first images of SynthWorld's val    |
-| ``real``      | :func:`~.real_data.real_training_union` | each task on its own test set, at the   |
-|               | (test images left out)                  | images' own size (:func:`~.real_data.evaluate_test_sets`) |
+| data      | union                                      | evaluation                            |
+| --------- | ------------------------------------------ | ------------------------------------- |
+| synthetic | ``data.diverse_union`` over SynthWorld     | the first images of SynthWorld's val  |
+| real      | ``real_data.real_training_union`` (test    | each task on its own test set, at the |
+|           | images left out)                           | images' own size                      |
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from .real_data import check_real_config, evaluate_test_sets, real_test_subsets,
 from .settings import TrainSettings
 
 
-class SyntheticData:
-    """The synthetic union (``world`` replaces SynthWorld: tests pass stand-ins), augmented with
-    random scale, crop, flip and colour jitter; evaluated on SynthWorld's val split."""
+class DataSource:
+    """The data of one run, opened from its settings ``s`` for the trained ``tasks`` at crop side
+    ``size``: :attr:`union` and :attr:`dataset` (see the module docstring)."""
 
     def __init__(
         self,
@@ -40,20 +40,42 @@ class SyntheticData:
         world=None,
         eval_images: int = 0,
     ):
-        self.tasks, self.size, self.seed, self.world = tasks, size, s.seed, world
-        self.union = diverse_union(
+        self.cfg, self.tasks, self.settings, self.size = cfg, tasks, s, size
+        self.union, self.dataset = self.open(world, eval_images)
+
+    def open(self, world, eval_images: int) -> tuple:
+        """``(union, training dataset)``."""
+        raise NotImplementedError
+
+    def val_dataset(self, images: int):
+        raise NotImplementedError
+
+    def evaluate(self, model, val, device, num_thresholds: int) -> dict:
+        """``{task: {metric: value}}`` of ``model`` on ``val`` (:meth:`val_dataset`)."""
+        raise NotImplementedError
+
+
+class SyntheticData(DataSource):
+    """The synthetic union (``world`` replaces SynthWorld: tests pass stand-ins), augmented with
+    random scale, crop, flip and colour jitter; evaluated on SynthWorld's val split."""
+
+    def open(self, world, eval_images: int) -> tuple:
+        s, size = self.settings, self.size
+        self.world = world
+        union = diverse_union(
             split="train", size=size, seed=s.seed, length=s.union_length, world=world
         )
-        self.dataset = self.union
-        if s.augment:
-            self.dataset = TransformedDataset(self.union, train_transforms(size=size), seed=s.seed)
+        if not s.augment:
+            return union, union
+        return union, TransformedDataset(union, train_transforms(size=size), seed=s.seed)
 
     def val_dataset(self, images: int):
         """The first ``images`` images of the synthetic val split."""
+        seed = self.settings.seed
         if self.world is not None:
-            world = self.world(split="val", size=self.size, seed=self.seed, style="scene")
+            world = self.world(split="val", size=self.size, seed=seed, style="scene")
         else:
-            world = SynthWorld(split="val", size=self.size, seed=self.seed)
+            world = SynthWorld(split="val", size=self.size, seed=seed)
         return Subset(world, range(min(images, len(world))))
 
     def evaluate(self, model, val, device, num_thresholds: int) -> dict:
@@ -63,7 +85,7 @@ class SyntheticData:
         )  # fmt: skip
 
 
-class RealData:
+class RealData(DataSource):
     """The paper's real data sets under ``s.data_root``: the union of the members that carry a
     trained task, resized to a shorter side of ``size`` then scaled, cropped / padded and flipped
     (``data.real.real_transforms``); each task evaluated on its own test set.
@@ -72,31 +94,25 @@ class RealData:
     raises ``DatasetNotFoundError`` at once; with ``eval_images`` the test sets must be there too.
     """
 
-    def __init__(
-        self,
-        cfg: UberNetConfig,
-        tasks: list[str],
-        s: TrainSettings,
-        size: int,
-        world=None,
-        eval_images: int = 0,
-    ):
+    def open(self, world, eval_images: int) -> tuple:
         if world is not None:
             raise ValueError(
                 "world= replaces the synthetic world; it cannot be combined with data='real'"
             )
+        cfg, s = self.cfg, self.settings
         check_real_config(cfg)
-        self.cfg, self.tasks, self.size, self.root = cfg, tasks, size, s.data_root
-        self.union = real_training_union({cfg.task(t).target for t in tasks}, s.data_root)
-        self._val = real_test_subsets(cfg, tasks, s.data_root, eval_images) if eval_images else None
-        self.dataset = TransformedDataset(
-            self.union, real_transforms(size, augment=s.augment), seed=s.seed
+        union = real_training_union({cfg.task(t).target for t in self.tasks}, s.data_root)
+        self._val = None
+        if eval_images:
+            self._val = real_test_subsets(cfg, self.tasks, s.data_root, eval_images)
+        return union, TransformedDataset(
+            union, real_transforms(self.size, augment=s.augment), seed=s.seed
         )
 
     def val_dataset(self, images: int) -> dict:
         """``{task: the first images of its test set labelled for it}``."""
         if self._val is None:
-            self._val = real_test_subsets(self.cfg, self.tasks, self.root, images)
+            self._val = real_test_subsets(self.cfg, self.tasks, self.settings.data_root, images)
         return self._val
 
     def evaluate(self, model, val, device, num_thresholds: int) -> dict:
@@ -109,13 +125,7 @@ class RealData:
 SOURCES = {"synthetic": SyntheticData, "real": RealData}
 
 
-def training_data(
-    cfg: UberNetConfig,
-    tasks: list[str],
-    s: TrainSettings,
-    size: int,
-    world=None,
-    eval_images: int = 0,
-) -> SyntheticData | RealData:
-    """The data source of ``s.data`` (a key of :data:`SOURCES`)."""
+def training_data(cfg: UberNetConfig, tasks: list[str], s: TrainSettings, size: int, world=None,
+                  eval_images: int = 0) -> DataSource:  # fmt: skip
+    """The :class:`DataSource` of ``s.data`` (a key of :data:`SOURCES`)."""
     return SOURCES[s.data](cfg, tasks, s, size, world=world, eval_images=eval_images)

@@ -179,7 +179,7 @@ def trunk_segments(model) -> nn.Sequential:
     if not isinstance(segments, nn.Sequential) or len(segments) == 0:
         raise TypeError(
             f"{type(model).__name__} has no trunk.segments; the low-memory backward needs "
-            "model.trunk.segments, the trunk as an nn.Sequential of blocks (docs/internals.md)"
+            "model.trunk.segments, the trunk as an nn.Sequential of blocks (docs/design.md)"
         )
     return segments
 
@@ -325,17 +325,6 @@ def _backward_into_trunk(trunk_tensors, leaves, groups=None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _task_outputs(name: str, pred):
-    """Wrap ``model.decode``'s result so that ``losses.task_loss`` reads it like ``model()``'s.
-
-    ``decode`` returns a ``TaskOutputs`` (``out[name]``, ``out.scales[name]``), a plain
-    ``dict`` or a bare prediction; all three are accepted.
-    """
-    if isinstance(pred, dict) and name in pred:
-        return pred
-    return {name: pred}
-
-
 def _select_tasks(model, batch: dict, tasks) -> list:
     all_specs = model_tasks(model)
     if tasks is not None:
@@ -379,9 +368,8 @@ def _branch_step(model, spec, cut, batch, targets, loss_fn):
     """(c) one task: branch forward, masked loss (Eq. 1-2), backward into the leaves' ``.grad``
     (accumulated over tasks) and the branch's parameters. Returns ``(term, per_sample)``,
     detached: nothing of the branch's graph survives the call."""
-    pred = model.decode(spec.name, cut, targets=targets if spec.kind == "detection" else None)
-    out = _task_outputs(spec.name, pred)
-    del pred
+    # a TaskOutputs: out[name] as model() gives it, out.scales[name] in train mode
+    out = model.decode(spec.name, cut, targets=targets if spec.kind == "detection" else None)
     outputs = _supervised_outputs(spec, out, loss_fn)
     if outputs is None:
         term, per_sample = task_objective(spec, out, batch, loss_fn)
@@ -491,9 +479,7 @@ def multitask_backward_checkpoint(
     for spec in specs:
 
         def branch(*ts, _name=spec.name, _t=targets if spec.kind == "detection" else None):
-            return _task_outputs(
-                _name, model.decode(_name, feats.with_tensors(list(ts)), targets=_t)
-            )
+            return model.decode(_name, feats.with_tensors(list(ts)), targets=_t)
 
         out = _checkpointed_forward(model, branch, *trunk_tensors)
         term, per_sample[spec.name] = task_objective(spec, out, batch, loss_fn)

@@ -2,7 +2,7 @@
 each task's test set, and evaluation at the images' own size.
 
 Used by :class:`~ubernet_lite.training.Trainer` with ``data="real"``, by the CLI and by
-``ubernet_lite.experiments``. The test sets are kept out of the training union: VOC 2012's
+``ubernet_lite.series``. The test sets are kept out of the training union: VOC 2012's
 segmentation val (semantic segmentation), the PASCAL-Part val images (parts) and SBD val
 (semantic boundaries).
 """
@@ -10,15 +10,24 @@ segmentation val (semantic segmentation), the PASCAL-Part val images (parts) and
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch.utils.data import Subset
 
 from ..config import UberNetConfig
+from ..data.real import (
+    diverse_union_real,
+    load_test_sets,
+    members_for_targets,
+    shortest_side_shape,
+    voc2012_segmentation_val_ids,
+)
+from ..metrics import evaluate
+from ..tasks import PART_NAMES, VOC_CLASSES
 
 
 def check_real_config(cfg: UberNetConfig) -> None:
     """Raise a clear error unless ``cfg`` has PASCAL VOC's label space: 20 classes, six parts
     (semantic: 21 channels, semantic_boundaries: 20, detection: 21, parts: 7)."""
-    from ..tasks import PART_NAMES, VOC_CLASSES
-
     K, P = len(VOC_CLASSES), len(PART_NAMES)
     expected = {"semantic": K + 1, "semantic_boundaries": K, "detection": K + 1, "parts": P + 1}
     wrong = [
@@ -32,7 +41,7 @@ def check_real_config(cfg: UberNetConfig) -> None:
         raise ValueError(
             f"data='real' needs a config with PASCAL VOC's {K} classes and {P} parts "
             f"({'; '.join(wrong)}); build it with "
-            f"ubernet_lite.experiments.make_config(preset, tasks, data='real')"
+            f"ubernet_lite.config.make_config(preset, tasks, data='real')"
         )
 
 
@@ -41,8 +50,6 @@ def real_training_union(targets, root=None):
     only the members that carry one of them; VOC 2012's segmentation val images left out (the
     semantic test set) as well as the PASCAL-Part val images (the part test set); SBD's labels
     from SBD train only (SBD val is the semantic boundary test set)."""
-    from ..data.real import diverse_union_real, members_for_targets, voc2012_segmentation_val_ids
-
     members = members_for_targets(targets)
     if not members:
         raise ValueError(f"no real data set carries the targets {sorted(targets)}")
@@ -53,10 +60,6 @@ def real_training_union(targets, root=None):
 def real_test_subsets(cfg: UberNetConfig, tasks, root=None, images: int | None = None) -> dict:
     """``{task: the first images of its test set labelled for it}`` (``data.real.TEST_SETS``;
     ``images=None``: all of them). A missing set raises ``DatasetNotFoundError`` naming it."""
-    from torch.utils.data import Subset
-
-    from ..data.real import load_test_sets
-
     targets = {t: cfg.task(t).target for t in tasks}
     sets = load_test_sets(root, sorted(set(targets.values())))
     out = {}
@@ -92,12 +95,8 @@ class ShortestSidePredictor(torch.nn.Module):
         self.model, self.side, self.cfg = model, int(side), model.cfg
 
     def forward(self, images: torch.Tensor, tasks=None) -> dict:
-        import torch.nn.functional as F
-
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
-        from ..data.real import shortest_side_shape
-
         H, W = images.shape[-2:]
         h, w = shortest_side_shape(H, W, self.side)
         x = images
@@ -132,8 +131,6 @@ def evaluate_test_sets(
     """``ul.metrics.evaluate`` of each task on its own data set (``{task: dataset}``, e.g.
     :func:`real_test_subsets`), one image at a time (real images differ in size), through
     :class:`ShortestSidePredictor`: metrics against the ground truth at its original size."""
-    from ..metrics import evaluate
-
     predictor = ShortestSidePredictor(model, side)
     rows = {}
     for task, dataset in sets.items():

@@ -64,6 +64,7 @@ from ..model import UberNet
 from ..progress import progress_bar
 from ..viz import plot_loss_curves
 from .async_sgd import AsyncSGD, SyncSGD, _schedule, poly_schedule
+from .backward import multitask_backward
 from .checkpoint import (
     CHECKPOINT,
     FORMAT,
@@ -76,7 +77,6 @@ from .checkpoint import (
     set_rng_state,
 )
 from .data_source import training_data
-from .objective import multitask_backward
 from .safety import (
     SIGNAL_NAMES,
     NonFiniteError,

@@ -1,0 +1,35 @@
+"""The runs of the notebook series and what they are tested on.
+
+* :mod:`.runs` -- :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
+  :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
+* :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
+* :mod:`.results_data` -- :func:`results_data`: the synthetic test split or each task's real
+  test set (notebooks 00 and 10).
+
+The network config of a run is :func:`ubernet_lite.config.make_config`.
+"""
+
+from .pool import train_runs
+from .results_data import RealResults, ResultsData, SyntheticResults, results_data
+from .runs import (
+    cached_run,
+    run_dir,
+    series_dir_name,
+    series_run,
+    short_run_batch_sizes,
+    single_run_name,
+)
+
+__all__ = [
+    "RealResults",
+    "ResultsData",
+    "SyntheticResults",
+    "cached_run",
+    "results_data",
+    "run_dir",
+    "series_dir_name",
+    "series_run",
+    "short_run_batch_sizes",
+    "single_run_name",
+    "train_runs",
+]
