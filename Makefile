@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := ubernet-lite
+# The kernel lives inside .venv (`ipykernel install --sys-prefix`), so each clone runs its own
+# environment; Jupyter tools started from .venv look there before the user's folder.
+export JUPYTER_PREFER_ENV_PATH := 1
+KERNEL_JSON := $(VENV)/share/jupyter/kernels/$(KERNEL)/kernel.json
 PRESET ?= lite
 DATA ?= synthetic
 DEVICE ?= cpu
@@ -15,14 +19,17 @@ export MPLBACKEND := Agg
 .PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean
 
 # `make setup`: (re)creates .venv when it is missing or older than the files that define it.
-setup: $(STAMP)
+setup: $(STAMP) $(KERNEL_JSON)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
-	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (ubernet-lite)" >/dev/null
 	@touch $(STAMP)
+
+# The Jupyter kernel papermill runs (-k $(KERNEL)), registered inside this clone's .venv.
+$(KERNEL_JSON): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (ubernet-lite)" >/dev/null
 
 test: setup test-unit test-notebooks
 

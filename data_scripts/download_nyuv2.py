@@ -20,13 +20,12 @@ renamed to ``normals/`` when all 1449 are done; an interrupted run resumes where
 Needs the installed package (``pip install -e .``) and h5py.
 """
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-from _download import data_root, main_for
+from _download import OneLineParser, data_root, main_for
 
 
 def derive_normals(root: Path, window: int = 7) -> None:
@@ -62,13 +61,15 @@ def derive_normals(root: Path, window: int = 7) -> None:
 
 if __name__ == "__main__":
     if "--normals-only" in sys.argv:
-        p = argparse.ArgumentParser(
-            description="Derive nyuv2/normals/ from an existing labelled .mat"
-        )
+        p = OneLineParser(description="Derive nyuv2/normals/ from an existing labelled .mat")
         p.add_argument("--normals-only", action="store_true")
         p.add_argument("--root", default=None)
         p.add_argument("--window", type=int, default=7)
         a = p.parse_args()
+        mat = data_root(a.root) / "nyuv2" / "nyu_depth_v2_labeled.mat"
+        if not mat.is_file():
+            print(f"error: no {mat}; fetch it first (without --normals-only)", file=sys.stderr)
+            sys.exit(2)
         derive_normals(data_root(a.root), a.window)
         sys.exit(0)
     print("(use --normals-only to derive nyuv2/normals/ for a .mat you already have)")

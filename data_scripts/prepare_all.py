@@ -4,18 +4,20 @@ Usage:
     python data_scripts/prepare_all.py --list [--root DIR]
     python data_scripts/prepare_all.py --download NAME|all [--root DIR] [--keep-archives]
 
-``--list`` prints, per data set: its status (``complete``: fetched by these scripts, marker
-present; ``present (no marker)``: the folder exists, e.g. your own copy, not verified;
-``partial``: an interrupted download or unpacking left ``.part`` / ``.tmp-*`` files, rerun the
-script; ``missing``), the expected download size and disk size (``~``: approximate, ``?``: not
-known to us, recorded at first download; ``*``: from memory of the official page, unverified),
-and the folder. Sizes and times are documented in data_scripts/README.md.
+``--list`` prints, per data set: its status (``ready``: fetched and verified by these scripts,
+marker present; ``partial``: an interrupted download or unpacking left ``.part`` / ``.tmp-*``
+files, rerun the script to resume; ``corrupt``: a download that failed its size or checksum
+check, or an archive that did not unpack, was kept as ``.bad`` (or the marker is unreadable),
+rerun the script; ``present (no marker)``: a non-empty folder these scripts did not write, e.g.
+your own copy, not verified; ``missing``: no folder or an empty one), the expected download size
+and disk size (``~``: approximate, ``?``: not known to us, recorded at first download; ``*``: from
+memory of the official page, unverified), and the folder. Sizes and times are documented in
+data_scripts/README.md.
 """
 
-import argparse
 import sys
 
-from _download import SOURCES, data_root, fetch_dataset, status
+from _download import SOURCES, OneLineParser, data_root, fetch_dataset, status
 
 
 def fmt_mb(src) -> str:
@@ -37,7 +39,7 @@ def list_sets(root) -> list[tuple[str, str]]:
         disk = f"~{src.disk_gb:g} GB" + ("" if src.disk_verified else "*")
         print(f"{name:<13} {st:<20} {fmt_mb(src):>10} {disk:>8}  {root / src.folder}")
         rows.append((name, st))
-    missing = [n for n, s in rows if s in ("missing", "partial")]
+    missing = [n for n, s in rows if s in ("missing", "partial", "corrupt")]
     if missing:
         print("fetch with: " + "; ".join(f"python data_scripts/download_{n}.py" for n in missing))
     print(
@@ -47,7 +49,7 @@ def list_sets(root) -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--root", default=None, help="data root (default $UBERNET_DATA or ~/data/ubernet)"
     )

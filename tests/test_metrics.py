@@ -164,13 +164,19 @@ def test_voc_ap_hand_worked_with_difficult():
     assert math.isnan(r["AP"][1])
 
 
-def test_voc_duplicate_is_false_positive_and_plus_one_iou():
-    gt = [{"boxes": _box(0, 0, 1, 1), "labels": torch.tensor([1])}]
-    # +1-pixel areas: inter 2x2 = 4, areas 4 and 6 -> IoU 4/6 > .5 (without +1: 1/2, not > .5)
-    hit = [{"boxes": _box(0, 0, 2, 1), "labels": torch.tensor([1]), "scores": torch.tensor([0.5])}]
+def test_voc_duplicate_is_false_positive_and_edge_iou():
+    gt = [{"boxes": _box(0, 0, 2, 2), "labels": torch.tensor([1])}]
+    # pixel edges: inter 2x2 = 4, areas 4 and 6 -> IoU 4/6 > .5 (the devkit's +1 on these edges
+    # would give 9/12; on the devkit's own indices [1, 1, 2, 2] and [1, 1, 3, 2] it gives 4/6)
+    hit = [{"boxes": _box(0, 0, 3, 2), "labels": torch.tensor([1]), "scores": torch.tensor([0.5])}]
     m = DetectionMeter(1)
     m.update(hit, gt)
     assert m.compute()["mAP"] == pytest.approx(1.0)
+    half = [{"boxes": _box(0, 0, 1, 2), "labels": torch.tensor([1]), "scores": torch.tensor([0.5])}]
+    m = DetectionMeter(1)  # IoU exactly 1/2: not > .5, a false positive (with +1 it was 6/9)
+    m.update(half, gt)
+    assert m.compute()["mAP"] == pytest.approx(0.0)
+    gt = [{"boxes": _box(0, 0, 1, 1), "labels": torch.tensor([1])}]
     dup = [{"boxes": torch.cat([_box(0, 0, 1, 1), _box(0, 0, 1, 1)]), "labels": torch.tensor([1, 1]),
             "scores": torch.tensor([0.9, 0.8])}]  # fmt: skip
     m = DetectionMeter(1)

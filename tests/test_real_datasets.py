@@ -699,6 +699,8 @@ def server(tmp_path):
             ranges.append(rng)
             start = int(rng.split("=")[1].split("-")[0]) if rng else 0
             self.send_response(206 if rng else 200)
+            if rng:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
             self.wfile.write(data[start:])
@@ -774,13 +776,13 @@ def test_fetch_unpacks_atomically_and_marks_complete(server, tmp_path, monkeypat
     bsds_tarball(tmp_path)
     folder = dl.fetch_dataset("bsds500", root)
     assert folder == root / "BSR" / "BSDS500" / "data" and (folder / dl.MARKER).is_file()
-    assert dl.status("bsds500", root) == "complete"
+    assert dl.status("bsds500", root) == "ready"
     assert not (root / ".downloads" / tgz.name).exists()
     # the loader reads what was unpacked
     assert len(load_dataset("bsds500", root, split="test")) == 2
     (root / ".downloads" / "VOCtrainval_06-Nov-2007.tar.part").write_bytes(b"x")
     assert dl.status("voc2007", root) == "partial"
-    (root / "VOCdevkit" / "VOC2012").mkdir(parents=True)
+    (root / "VOCdevkit" / "VOC2012" / "Annotations").mkdir(parents=True)  # a copy of one's own
     assert dl.status("voc2012", root) == "present (no marker)"
 
 

@@ -13,6 +13,11 @@ python -m ubernet_lite train --preset paper --data real --data-root ~/data/ubern
 python -m ubernet_lite evaluate --checkpoint runs/paper/checkpoint.pt --images 0   # all test images
 ```
 
+Every error a user can cause (a bad value, a missing or corrupted file, a device that is not
+there) ends as one line on stderr and exit status 2; ``--debug`` (anywhere on the line) also
+prints the trace. Ctrl-C or SIGTERM during ``train`` writes a checkpoint at the current step and
+prints the command that resumes (exit status 130 / 143).
+
 ``--data real`` trains on the union of the real sets that carry the chosen tasks and evaluates
 each task on its test set (``ubernet_lite.data.real.TEST_SETS``); ``evaluate`` and ``predict``
 use the data a checkpoint was trained on unless ``--data`` says otherwise.
@@ -21,7 +26,9 @@ use the data a checkpoint was trained on unless ``--data`` says otherwise.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import traceback
 from pathlib import Path
 
 import matplotlib
@@ -35,40 +42,193 @@ from .data import SynthWorld, load_dataset
 from .data.real import TEST_SETS
 from .metrics import evaluate
 from .model import UberNet
-from .training.checkpoint import config_from_fingerprint, load_checkpoint
+from .tasks import TASKS
+from .training.checkpoint import (
+    config_fingerprint,
+    config_from_fingerprint,
+    load_checkpoint,
+)
 from .training.real_data import (
     ShortestSidePredictor,
     check_real_config,
     evaluate_test_sets,
     real_test_subsets,
 )
+from .training.safety import NonFiniteError, TrainingInterrupted
 from .training.trainer import Trainer
 
 
+class CliError(SystemExit):
+    """A user's error: exit status 2; ``str()`` is the one-line message (printed by main)."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+#: Exceptions a user can cause through the CLI (bad values, files, data, devices): one line.
+USER_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    OSError,
+    NotImplementedError,
+    NonFiniteError,
+    torch.cuda.OutOfMemoryError,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad value is one line (``CliError``), not usage text and a message."""
+
+    def error(self, message: str):
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _float_in(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = math.isfinite(value) and (value > low if low_open else value >= low)
+        ok = ok and (value < high if high_open else value <= high)
+        if not ok:
+            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number in {lo}{low:g}, {high:g}{hi}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def _batch_sizes(text: str | None) -> dict[str, int] | None:
-    """``"shared=30,detection=2"`` -> ``{"shared": 30, "detection": 2}``."""
+    """``"shared=30,detection=2"`` -> ``{"shared": 30, "detection": 2}`` (names: ``shared`` or a
+    task; values integers >= 1), checked as it is parsed."""
     if not text:
         return None
     out = {}
+    names = ["shared", *TASKS]
     for item in text.split(","):
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not value.strip().lstrip("-").isdigit():
             raise argparse.ArgumentTypeError(
-                f"--batch-sizes expects name=integer pairs like 'shared=30,detection=2', got {item!r}"
+                f"expects name=integer pairs like 'shared=30,detection=2', got {item!r}"
             )
-        out[key.strip()] = int(value)
+        if key not in names:
+            raise argparse.ArgumentTypeError(
+                f"unknown group {key!r} in {item!r}; names are {names}"
+            )
+        if int(value) < 1:
+            raise argparse.ArgumentTypeError(
+                f"batch_sizes[{key!r}] must be an integer >= 1 (B_p), got {int(value)}"
+            )
+        out[key] = int(value)
     return out
+
+
+def _tasks(text: str) -> str:
+    """``all`` or comma-separated task names, each known."""
+    if text.strip() == "all":
+        return "all"
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown task {(unknown or [text])[0]!r}; expected 'all' or names from {list(TASKS)}"
+        )
+    return ",".join(names)
+
+
+def _device(text: str) -> str:
+    """A torch device that exists here: ``cpu``, ``cuda`` / ``cuda:N`` with a GPU, ``mps``."""
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown device {text!r}; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                "use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use cpu")
+    elif dev.type != "cpu":
+        raise argparse.ArgumentTypeError(f"unsupported device {text!r}; use cpu, cuda or mps")
+    return text
+
+
+def _checkpoint_file(text: str) -> str:
+    """An existing, non-empty file (what is in it is checked by ``load_checkpoint``)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no checkpoint at {text}")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file (a checkpoint.pt is)")
+    if path.stat().st_size == 0:
+        raise argparse.ArgumentTypeError(f"checkpoint {text} is empty (0 bytes)")
+    return text
+
+
+def _out_folder(text: str) -> str:
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
+def _out_png(text: str) -> str:
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name like pred.png")
+    return text
 
 
 def _config(name: str, tasks: str, data: str = "synthetic"):
     """The preset's config for ``tasks`` in ``data``'s label space (real: VOC's 20 classes)."""
-    presets = ("lite", "paper")
-    if name not in presets:
-        raise SystemExit(f"error: --preset/--config must be one of {list(presets)}, got {name!r}")
-    try:
-        return make_config(name, tasks=tasks, data=data)
-    except KeyError as e:
-        raise SystemExit(f"error: {e.args[0]}") from None
+    return make_config(name, tasks=tasks, data=data)
+
+
+#: train's options that define a run (TrainSettings fields) and their defaults for a new run.
+#: The parser leaves them None, so that ``--resume`` can tell what was asked for.
+SETTING_DEFAULTS = dict(
+    tasks="all", micro_batch=2, optimizer="async", lr=0.01, momentum=0.9, weight_decay=5e-4,
+    batch_sizes=None, schedule="poly", memory="standard", image_size=None, union_length=1000,
+    augment=True, seed=0, data="synthetic",
+)  # fmt: skip
+
+
+def _given_settings(args) -> dict:
+    """The run-defining settings given on the command line (not left at their default)."""
+    given = {k: getattr(args, k) for k in SETTING_DEFAULTS if k != "augment"}
+    given["augment"] = None if args.no_augment is None else not args.no_augment
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def cmd_train(args) -> int:
@@ -79,32 +239,30 @@ def cmd_train(args) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    given = _given_settings(args)
     if args.resume:
         if args.data_root is not None:
             common["data_root"] = args.data_root
-        trainer = Trainer.resume(args.resume, steps=args.steps, **common)
+        if args.out is not None:
+            common["out"] = args.out
+        if args.config is not None:
+            _check_preset(args, given)
+        trainer = Trainer.resume(args.resume, steps=args.steps, settings=given, **common)
+        print(
+            f"resuming {args.resume} at step {trainer.step} of {trainer.steps}; writing to "
+            f"{trainer.out}" + (f"; device {args.device}" if args.device != "cpu" else "")
+        )
     else:
         if args.out is None:
-            raise SystemExit("error: train needs --out FOLDER (or --resume CHECKPOINT)")
-        cfg = _config(args.config, args.tasks, args.data)
+            raise CliError("train needs --out FOLDER (or --resume CHECKPOINT)")
+        settings = {**SETTING_DEFAULTS, **given}
+        cfg = _config(args.config or "lite", settings["tasks"], settings["data"])
         trainer = Trainer(
             cfg,
             out=args.out,
             steps=args.steps if args.steps is not None else 100,
-            micro_batch=args.micro_batch,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
-            batch_sizes=_batch_sizes(args.batch_sizes),
-            schedule=args.schedule,
-            memory=args.memory,
-            image_size=args.image_size,
-            union_length=args.union_length,
-            augment=not args.no_augment,
-            seed=args.seed,
-            data=args.data,
             data_root=args.data_root,
+            **settings,
             **common,
         )
     trainer.run()
@@ -117,6 +275,20 @@ def cmd_train(args) -> int:
             f"wrote {trainer.out / 'losses.csv'}, {trainer.out / 'loss_curves.png'}, {trainer.out / 'checkpoint.pt'}"
         )
     return 0
+
+
+def _check_preset(args, given: dict) -> None:
+    """``--preset`` with ``--resume``: an error unless it builds the checkpoint's config."""
+    state = load_checkpoint(args.resume)
+    saved = state["settings"]
+    tasks = given.get("tasks", saved.get("tasks", "all"))
+    tasks = ",".join(tasks) if isinstance(tasks, list) else tasks
+    cfg = _config(args.config, tasks, given.get("data", saved.get("data", "synthetic")))
+    if config_fingerprint(cfg) != state["config"]:
+        raise CliError(
+            f"--preset {args.config} differs from the config checkpoint {args.resume} was trained "
+            "with; drop --preset to continue that run"
+        )
 
 
 def _load_model(checkpoint: str, device: str):
@@ -222,7 +394,7 @@ def cmd_predict(args) -> int:
         images = SynthWorld(split=args.split or "val", size=size, seed=args.seed)
         label = args.split or "val"
     if not 0 <= args.index < len(images):
-        raise SystemExit(f"error: --index must be in [0, {len(images)}) for the {label} split")
+        raise CliError(f"--index must be in [0, {len(images)}) for the {label} split")
     image = images[args.index]["image"]
     with torch.no_grad():
         out = model(image[None].to(args.device))
@@ -243,44 +415,62 @@ def cmd_memory_bench(rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m ubernet_lite",
-        description="UberNet-lite: train, evaluate, predict, memory-bench.",
+        description="UberNet-lite: train, evaluate, predict, memory-bench. "
+        "--debug (anywhere) prints the trace of an error.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    nonneg, positive = _int_at_least(0), _int_at_least(1)
 
     t = sub.add_parser(
         "train", help="multi-task training on the synthetic or the real union (async SGD)"
     )
-    t.add_argument("--preset", "--config", dest="config", default="lite", help="lite or paper")
-    t.add_argument("--tasks", default="all", help="comma-separated task names or 'all'")
     t.add_argument(
-        "--steps", type=int, default=None, help="micro-batches to train for (default 100)"
+        "--preset", "--config", dest="config", default=None, choices=["lite", "paper"],
+        help="lite (default) or paper",
+    )  # fmt: skip
+    t.add_argument("--tasks", type=_tasks, default=None, help="comma-separated task names or 'all'")
+    t.add_argument(
+        "--steps", type=nonneg, default=None, help="micro-batches to train for (default 100)"
     )
-    t.add_argument("--out", default=None, help="output folder (CSV, plot, checkpoint)")
-    t.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
-    t.add_argument("--micro-batch", type=int, default=2)
-    t.add_argument("--optimizer", choices=["async", "sync"], default="async")
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--batch-sizes", default=None, help="B_p overrides, e.g. shared=30,detection=2")
-    t.add_argument("--schedule", choices=["poly", "constant"], default="poly")
-    t.add_argument("--memory", default="standard", help="backward: standard or low")
-    t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--union-length", type=int, default=1000)
-    t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--eval-every", type=int, default=0)
-    t.add_argument("--eval-images", type=int, default=0)
-    t.add_argument("--checkpoint-every", type=int, default=50)
-    t.add_argument("--device", default="cpu")
+    t.add_argument(
+        "--out", type=_out_folder, default=None, help="output folder (CSV, plot, checkpoint)"
+    )
+    t.add_argument(
+        "--resume", type=_checkpoint_file, default=None,
+        help="continue from this checkpoint.pt (with --out: write there; the source is kept)",
+    )  # fmt: skip
+    t.add_argument("--micro-batch", type=positive, default=None, help="default 2")
+    t.add_argument("--optimizer", choices=["async", "sync"], default=None, help="default async")
+    t.add_argument("--lr", type=_float_in(0, low_open=True), default=None, help="default 0.01")
+    t.add_argument("--momentum", type=_float_in(0, 1), default=None, help="default 0.9")
+    t.add_argument("--weight-decay", type=_float_in(0), default=None, help="default 5e-4")
+    t.add_argument(
+        "--batch-sizes", type=_batch_sizes, default=None,
+        help="B_p overrides, e.g. shared=30,detection=2",
+    )  # fmt: skip
+    t.add_argument("--schedule", choices=["poly", "constant"], default=None, help="default poly")
+    t.add_argument(
+        "--memory", choices=["standard", "low"], default=None, help="backward (default standard)"
+    )
+    t.add_argument(
+        "--image-size", type=positive, default=None, help="training crop side (default: preset's)"
+    )
+    t.add_argument("--union-length", type=positive, default=None, help="default 1000")
+    t.add_argument("--no-augment", action="store_const", const=True, default=None)
+    t.add_argument("--seed", type=nonneg, default=None, help="default 0")
+    t.add_argument("--eval-every", type=nonneg, default=0)
+    t.add_argument("--eval-images", type=nonneg, default=0)
+    t.add_argument("--checkpoint-every", type=nonneg, default=50)
+    t.add_argument("--device", type=_device, default="cpu")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument(
         "--data",
         choices=["synthetic", "real"],
-        default="synthetic",
-        help="the synthetic union, or the paper's real data sets (fetched with data_scripts/)",
+        default=None,
+        help="the synthetic union (default), or the paper's real data sets (fetched with "
+        "data_scripts/)",
     )
     t.add_argument(
         "--data-root",
@@ -293,10 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", "PNG of one image's outputs"),
     ):
         e = sub.add_parser(name, help=helptext)
-        e.add_argument("--checkpoint", required=True)
+        e.add_argument("--checkpoint", type=_checkpoint_file, required=True)
         e.add_argument("--split", default=None, help="synthetic split (default val)")
-        e.add_argument("--seed", type=int, default=0)
-        e.add_argument("--device", default="cpu")
+        e.add_argument("--seed", type=nonneg, default=0)
+        e.add_argument("--device", type=_device, default="cpu")
         e.add_argument(
             "--data",
             choices=["synthetic", "real"],
@@ -306,22 +496,23 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--data-root", default=None, help="root of the real data sets")
         if name == "evaluate":
             e.add_argument(
-                "--images", type=int, default=20, help="images per task (0 = the whole set)"
+                "--images", type=nonneg, default=20, help="images per task (0 = the whole set)"
             )
-            e.add_argument("--tasks", default="all")
+            e.add_argument("--tasks", type=_tasks, default="all")
             e.add_argument(
-                "--thresholds", type=int, default=99, help="boundary thresholds (99 = final)"
+                "--thresholds", type=positive, default=99, help="boundary thresholds (99 = final)"
             )
         else:
-            e.add_argument("--index", type=int, default=0)
+            e.add_argument("--index", type=nonneg, default=0)
             e.add_argument(
                 "--dataset",
                 default=None,
                 help="real data: a data set name of load_dataset (default voc2007, its test split)",
             )
             e.add_argument(
-                "--out", default=None, help="PNG path (default prediction_<split>_<index>.png)"
-            )
+                "--out", type=_out_png, default=None,
+                help="PNG path (default prediction_<split>_<index>.png)",
+            )  # fmt: skip
 
     sub.add_parser(
         "memory-bench", help="peak memory of the backward modes (Sec. 4)", add_help=False
@@ -329,17 +520,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fail(message: str, debug: bool) -> CliError:
+    """Print the one line (and the trace with ``--debug``); the exception to raise."""
+    if debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return CliError(message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "memory-bench":
-        return cmd_memory_bench(argv[1:])
-    args = build_parser().parse_args(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        if argv and argv[0] == "memory-bench":
+            return cmd_memory_bench(argv[1:])
+        args = build_parser().parse_args(argv)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "evaluate":
             return cmd_evaluate(args)
         return cmd_predict(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        raise SystemExit(f"error: {msg}") from None
+    except CliError as e:
+        raise _fail(str(e), debug) from None
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr, flush=True)
+        return 128 + e.signum
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
+    except USER_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if isinstance(e, OSError) and not isinstance(e.args[0] if e.args else None, str):
+            msg = f"{e.strerror or type(e).__name__}: {e.filename or ''}".strip()
+        raise _fail(" ".join(str(msg).split()), debug) from None
+    except Exception as e:  # a bug, not a user's error: still one line unless --debug
+        if debug:
+            raise
+        print(
+            f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            "(rerun with --debug for the trace, and please report it)",
+            file=sys.stderr,
+        )
+        return 1

@@ -3,8 +3,7 @@
 The classic VOC devkit protocol (``voc_eval`` of py-faster-rcnn, written here from its definition):
 for each class, all detections of the data set sorted by decreasing score; a detection is a true
 positive if its best-overlapping ground-truth box of the same class in the same image has
-IoU > 0.5 (areas with the +1-pixel convention, ``(x2 - x1 + 1) (y2 - y1 + 1)``) and that box was not
-matched before; a match to a ``difficult`` box counts neither way; everything else is a false
+IoU > 0.5 and that box was not matched before; a match to a ``difficult`` box counts neither way; everything else is a false
 positive. Recall is over the non-difficult boxes. AP per class is
 
 * VOC2007 11-point: ``1/11 sum_{r in 0, 0.1, .., 1} max_{recall >= r} precision`` (``mAP_voc07``);
@@ -12,6 +11,13 @@ positive. Recall is over the non-difficult boxes. AP per class is
   (``mAP``).
 
 mAP is the mean over the classes that have at least one non-difficult ground-truth box.
+
+Box convention: boxes are continuous pixel edges ``[x1, y1, x2, y2]`` (a box over pixel columns
+0..9 is ``x1 = 0, x2 = 10``), as the loaders give them (VOC's 1-based inclusive
+``[xmin, ymin, xmax, ymax]`` becomes ``[xmin - 1, ymin - 1, xmax, ymax]``) and as the synthetic
+world draws them. The devkit's ``+ 1`` in ``(xmax - xmin + 1)`` turns its inclusive *indices* into
+widths; on edges the width is ``x2 - x1`` already, so the IoU here is the devkit's IoU of the same
+boxes (a box over half of a 10 x 10 box: 0.500 in both).
 (torchmetrics' ``MeanAveragePrecision`` is COCO-style: no ``difficult``, a detection cap, and
 101-point interpolation; it is not this metric.)
 """
@@ -42,18 +48,17 @@ def voc_ap(rec: np.ndarray, prec: np.ndarray, use_07_metric: bool = False) -> fl
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def _iou_plus1(box: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    """IoU of one box ``[4]`` with ``[G, 4]`` boxes, +1-pixel areas (VOC devkit)."""
-    ixmin = np.maximum(gts[:, 0], box[0])
-    iymin = np.maximum(gts[:, 1], box[1])
-    ixmax = np.minimum(gts[:, 2], box[2])
-    iymax = np.minimum(gts[:, 3], box[3])
-    iw = np.maximum(ixmax - ixmin + 1.0, 0.0)
-    ih = np.maximum(iymax - iymin + 1.0, 0.0)
+def _iou(box: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """IoU of one box ``[4]`` with ``[G, 4]`` boxes, all pixel edges ``[x1, y1, x2, y2]``.
+
+    Equals the devkit's ``(ixmax - ixmin + 1) (iymax - iymin + 1) / union`` on the same boxes given
+    as 1-based inclusive indices ``[x1 + 1, y1 + 1, x2, y2]``."""
+    iw = np.maximum(np.minimum(gts[:, 2], box[2]) - np.maximum(gts[:, 0], box[0]), 0.0)
+    ih = np.maximum(np.minimum(gts[:, 3], box[3]) - np.maximum(gts[:, 1], box[1]), 0.0)
     inter = iw * ih
-    area = (box[2] - box[0] + 1.0) * (box[3] - box[1] + 1.0)
-    areas = (gts[:, 2] - gts[:, 0] + 1.0) * (gts[:, 3] - gts[:, 1] + 1.0)
-    return inter / (area + areas - inter)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (gts[:, 2] - gts[:, 0]) * (gts[:, 3] - gts[:, 1])
+    return inter / np.maximum(area + areas - inter, np.finfo(np.float64).tiny)
 
 
 class DetectionMeter:
@@ -123,7 +128,7 @@ class DetectionMeter:
             if len(boxes) == 0:
                 fp[k] = 1
                 continue
-            ov = _iou_plus1(box, boxes)
+            ov = _iou(box, boxes)
             j = int(np.argmax(ov))
             if ov[j] > self.iou_threshold:
                 if difficult[j]:

@@ -178,8 +178,12 @@ class UberNet(nn.Module):
 
     # ---------------------------------------------------------------- halves
     def encode(self, images: torch.Tensor) -> PyramidFeatures:
-        """Pyramid + trunk + tap BatchNorms: [B, 3, H, W] -> :class:`PyramidFeatures`."""
+        """Pyramid + trunk + tap BatchNorms: [B, 3, H, W] -> :class:`PyramidFeatures`.
+        Float images of another precision than the weights (float64, float16) are cast to it."""
         self._check_images(images)
+        weight_dtype = next(self.trunk.parameters()).dtype
+        if images.dtype != weight_dtype:  # (under autocast the convolutions recast anyway)
+            images = images.to(weight_dtype)
         size = tuple(images.shape[-2:])
         taps, det = [], None
         for l, level in enumerate(image_pyramid(images, self.scales)):

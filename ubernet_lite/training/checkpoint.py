@@ -1,6 +1,8 @@
 """The trainer's checkpoint: its format, atomic writing, and what a resume must match.
 
-A checkpoint (``checkpoint.pt``, format ``"ubernet_lite.Trainer/1"``) is one ``torch.save`` dict::
+A checkpoint (``checkpoint.pt``) holds the bytes of one ``torch.save`` state dict and their sha256
+(:func:`save_checkpoint`; written atomically, checked by :func:`load_checkpoint`). The state,
+format ``"ubernet_lite.Trainer/1"``::
 
     format    "ubernet_lite.Trainer/1"
     config    config_fingerprint(cfg): the UberNetConfig as JSON-able dict (tasks included)
@@ -23,6 +25,8 @@ default, and location settings (``data_root``) are not compared.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import random
@@ -37,8 +41,10 @@ from .settings import LOCATION_SETTINGS, TrainSettings
 
 #: The checkpoint's file name in a run's output folder.
 CHECKPOINT = "checkpoint.pt"
-#: The ``format`` entry of every trainer checkpoint.
+#: The ``format`` entry of every trainer checkpoint's state.
 FORMAT = "ubernet_lite.Trainer/1"
+#: The ``format`` of the file around it: the state's bytes and their sha256 (see save_checkpoint).
+FILE_FORMAT = "ubernet_lite.Checkpoint/sha256"
 
 
 def config_fingerprint(cfg: UberNetConfig) -> dict:
@@ -111,24 +117,85 @@ def check_compatible(
         )
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that is empty, truncated, corrupted (its checksum fails) or foreign."""
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` atomically (a temporary file, then a rename)."""
+    """Write ``state`` to ``path`` with a checksum of its payload, atomically: a temporary file
+    in the same folder, flushed and fsynced, then renamed over ``path`` (and the folder fsynced),
+    so a crash at any moment leaves either the old checkpoint or the new one, never half of one.
+
+    File layout (one ``torch.save``): ``{"format": FILE_FORMAT, "sha256": hex digest of
+    payload, "payload": bytes}`` where ``payload`` is ``torch.save(state)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(
+                {"format": FILE_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                 "payload": payload},
+                f,
+            )  # fmt: skip
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a folder that cannot be opened (some platforms): the rename stands
+        return path
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return path
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a trainer checkpoint, with a clear error for a missing or foreign file."""
+    """Read a trainer checkpoint; every failing check is one :class:`CheckpointError` line
+    (empty, truncated or not a torch file; not a trainer checkpoint; checksum mismatch), and a
+    missing file a ``FileNotFoundError``. Checkpoints of the older format (no checksum) load."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"no checkpoint at {path}; expected a file written by Trainer.save()"
         )
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); use another checkpoint")
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises RuntimeError, pickle errors, EOFError, ...
+        raise CheckpointError(
+            f"checkpoint {path} ({size} bytes) is truncated, corrupted or not a torch file "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+        ) from None
+    if isinstance(outer, dict) and outer.get("format") == FILE_FORMAT:
+        payload, want = outer.get("payload"), outer.get("sha256")
+        if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != want:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted: its payload does not match its sha256 checksum; "
+                "use another checkpoint (e.g. an earlier copy)"
+            )
+        try:
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise CheckpointError(
+                f"checkpoint {path}: payload unreadable ({type(e).__name__})"
+            ) from None
+    else:
+        state = outer  # the format before checksums
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an ubernet_lite Trainer checkpoint")
+        raise CheckpointError(f"{path} is not an ubernet_lite Trainer checkpoint")
+    missing = [k for k in ("config", "settings", "steps", "step", "model") if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} misses {missing}; it is not a complete one")
     return state

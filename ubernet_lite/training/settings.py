@@ -6,6 +6,7 @@ A checkpoint stores these settings, and a resume compares them (see :mod:`.check
 from __future__ import annotations
 
 import dataclasses
+import math
 
 #: The training data choices of :class:`TrainSettings` (see :mod:`.data_source`).
 DATA_CHOICES = ("synthetic", "real")
@@ -74,3 +75,20 @@ class TrainSettings:
             raise ValueError(f"schedule must be 'poly' or 'constant', got {self.schedule!r}")
         if self.micro_batch < 1:
             raise ValueError(f"micro_batch must be >= 1, got {self.micro_batch}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if self.image_size is not None and (
+            isinstance(self.image_size, bool)
+            or not isinstance(self.image_size, int)
+            or self.image_size < 1
+        ):
+            raise ValueError(
+                f"image_size must be a positive integer (or None: the config's), got "
+                f"{self.image_size!r}"
+            )
+        if self.union_length < 1:
+            raise ValueError(f"union_length must be >= 1, got {self.union_length}")

@@ -63,7 +63,7 @@ from ..config import UberNetConfig
 from ..model import UberNet
 from ..progress import progress_bar
 from ..viz import plot_loss_curves
-from .async_sgd import AsyncSGD, SyncSGD, poly_schedule
+from .async_sgd import AsyncSGD, SyncSGD, _schedule, poly_schedule
 from .backward import multitask_backward
 from .checkpoint import (
     CHECKPOINT,
@@ -77,6 +77,14 @@ from .checkpoint import (
     set_rng_state,
 )
 from .data_source import training_data
+from .safety import (
+    SIGNAL_NAMES,
+    NonFiniteError,
+    StopOnSignal,
+    TrainingInterrupted,
+    check_finite,
+    prepare_out_folder,
+)
 from .settings import LOCATION_SETTINGS, TrainSettings
 from .stream import MicroBatchStream, Prefetcher
 
@@ -134,7 +142,8 @@ class Trainer:
         )
         self.eval_thresholds = int(eval_thresholds)
         self.checkpoint_every, self.device, self.progress = int(checkpoint_every), device, progress
-        self.out = Path(out) if out is not None else None
+        self.out = prepare_out_folder(out) if out is not None else None
+        self.last_checkpoint: Path | None = None  # the last one written (the last good one)
         self.image_size = s.image_size or cfg.input_size
         if s.data_root is not None:  # absolute, so that a resume from elsewhere finds it
             s.data_root = os.path.abspath(os.path.expanduser(str(s.data_root)))
@@ -148,6 +157,11 @@ class Trainer:
 
         torch.manual_seed(s.seed)
         self.model = UberNet(cfg).to(device)
+        if self.image_size < self.model.min_input_size:
+            raise ValueError(
+                f"image_size {self.image_size} is below the smallest input this network takes "
+                f"({self.model.min_input_size} pixels); use image_size >= {self.model.min_input_size}"
+            )
         self.opt = self._optimizer()
         self.step = 0
         self.history: list[dict] = []
@@ -184,6 +198,8 @@ class Trainer:
         losses = multitask_backward(
             self.model, batch, memory=self.settings.memory, tasks=self.tasks
         )
+        lr = self.settings.lr * _schedule(self.opt.lr_schedule, self.opt.samples_seen)
+        check_finite(self.step + 1, losses, losses.total, lr, self.model.parameters())
         updated = self.opt.step(batch)
         t2 = time.perf_counter()
         self.data_time += t1 - t0
@@ -202,20 +218,28 @@ class Trainer:
         """Train until ``steps`` (default: the trainer's ``steps``); returns the loss history."""
         steps = self.steps if steps is None else int(steps)
         bar = progress_bar(total=steps, initial=self.step, desc="train", enabled=self.progress)
-        while self.step < steps:
-            row = self.train_step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['total']:.3g}")
-            if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
-                self.evaluate()
-            if (
-                self.out is not None
-                and self.checkpoint_every
-                and self.step % self.checkpoint_every == 0
-            ):
-                self.save()
-        bar.close()
-        self.close()
+        with StopOnSignal() as stop:
+            try:
+                while self.step < steps and stop.signum is None:
+                    row = self.train_step()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['total']:.3g}")
+                    if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
+                        self.evaluate()
+                    if (
+                        self.out is not None
+                        and self.checkpoint_every
+                        and self.step % self.checkpoint_every == 0
+                    ):
+                        self.save()
+            except NonFiniteError as e:
+                bar.close()
+                self.close()
+                raise NonFiniteError(f"{e}; stopped, {self._kept()}") from None
+            bar.close()
+            self.close()
+            if stop.signum is not None:
+                self._interrupted(stop.signum)
         if self.eval_images and (not self.eval_every or self.step % self.eval_every):
             self.evaluate()
         if self.out is not None:
@@ -226,6 +250,40 @@ class Trainer:
     def close(self) -> None:
         """Stop the prefetching thread (a later step restarts it)."""
         self.batches.close()
+
+    def _kept(self) -> str:
+        if self.last_checkpoint is not None:
+            return f"the last good checkpoint {self.last_checkpoint} is kept"
+        return "no checkpoint was written before it" + (
+            "" if self.out is not None else " (out=None)"
+        )
+
+    def resume_command(self) -> str:
+        """The command line that continues this run from its checkpoint."""
+        cmd = f"python -m ubernet_lite train --resume {self.out / CHECKPOINT}"
+        if self.device != "cpu":
+            cmd += f" --device {self.device}"
+        cmd += f" --checkpoint-every {self.checkpoint_every}"
+        if self.eval_images:
+            cmd += f" --eval-every {self.eval_every} --eval-images {self.eval_images}"
+        return cmd
+
+    def _interrupted(self, signum: int) -> None:
+        """Write the checkpoint and logs at the current step, raise :class:`TrainingInterrupted`."""
+        name = SIGNAL_NAMES.get(signum, str(signum))
+        if self.out is None:
+            raise TrainingInterrupted(
+                f"{name} at step {self.step} of {self.steps}; nothing written (out=None)",
+                signum, self.step, None, None,
+            )  # fmt: skip
+        path = self.save()
+        self.write_logs()
+        command = self.resume_command()
+        raise TrainingInterrupted(
+            f"{name} at step {self.step} of {self.steps}: checkpoint written to {path}; "
+            f"resume with: {command}",
+            signum, self.step, path, command,
+        )  # fmt: skip
 
     # ---- evaluation -------------------------------------------------------------------------
 
@@ -301,10 +359,13 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the checkpoint (atomically) to ``path`` (default ``out/checkpoint.pt``)."""
-        return save_checkpoint(
+        """Write the checkpoint (atomically, with a checksum) to ``path`` (default
+        ``out/checkpoint.pt``)."""
+        written = save_checkpoint(
             self.state_dict(), path if path is not None else self.out / CHECKPOINT
         )
+        self.last_checkpoint = written
+        return written
 
     def load(self, path: str | os.PathLike) -> Trainer:
         """Restore a checkpoint of a run with the same config and settings (else a clear error)."""
@@ -316,24 +377,48 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.history, self.evals = list(state["history"]), list(state["evals"])
+        self.last_checkpoint = Path(path)
         return self
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, steps: int | None = None, **kwargs) -> Trainer:
+    def resume(
+        cls,
+        path: str | os.PathLike,
+        steps: int | None = None,
+        settings: dict | None = None,
+        **kwargs,
+    ) -> Trainer:
         """A trainer rebuilt from a checkpoint's config and settings, continuing where it stopped.
 
-        ``steps`` (default: the original run's) and ``out`` / ``eval_*`` / ``device`` / ``world``
-        / ``data_root`` may be given. A different ``steps`` changes the poly schedule from here on.
-        A checkpoint written before a setting existed gets that setting's default.
+        ``steps`` (default: the original run's; never below the steps done) and ``out`` /
+        ``eval_*`` / ``device`` / ``world`` / ``data_root`` may be given; ``out`` (default: the
+        checkpoint's folder) is where the continued run writes, the checkpoint read is not
+        touched. A different ``steps`` changes the poly schedule from here on. ``settings``:
+        fields of :class:`TrainSettings` the caller asked for; each must equal the checkpoint's
+        (a ``ValueError`` names every difference), since they define the run. A checkpoint
+        written before a setting existed gets that setting's default.
         """
         state = load_checkpoint(path)
         cfg = config_from_fingerprint(state["config"])
+        done = int(state["step"])
+        if steps is not None and int(steps) < done:
+            raise ValueError(
+                f"--steps {steps} is below the {done} steps checkpoint {path} has done; give "
+                f"--steps >= {done} (the run's length, not steps to add)"
+            )
         kwargs.setdefault("out", Path(path).parent)
-        settings = dict(state["settings"])
+        saved = dict(state["settings"])
         for key in LOCATION_SETTINGS:
             if key in kwargs:
-                settings[key] = kwargs.pop(key)
-        trainer = cls(cfg, steps=state["steps"], **kwargs, **settings)
+                saved[key] = kwargs.pop(key)
+        differences = _setting_differences(cfg, saved, settings or {})
+        if differences:
+            raise ValueError(
+                f"settings given with --resume differ from checkpoint {path}'s: "
+                + "; ".join(differences)
+                + ". Drop them to continue the run as it was, or start a new run with --out"
+            )
+        trainer = cls(cfg, steps=state["steps"], **kwargs, **saved)
         trainer.load(path)
         if steps is not None and int(steps) != trainer.steps:
             trainer.steps = int(steps)
@@ -342,6 +427,30 @@ class Trainer:
                     trainer.steps * trainer.settings.micro_batch + 1
                 )
         return trainer
+
+
+def _setting_differences(cfg: UberNetConfig, saved: dict, given: dict) -> list[str]:
+    """``"name X (checkpoint: Y)"`` for each setting in ``given`` that differs from ``saved``
+    (compared as the run uses them: task lists normalised, image_size None = the config's)."""
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise TypeError(f"unknown training setting(s) {unknown}; expected fields of TrainSettings")
+    base = TrainSettings(**{k: v for k, v in saved.items() if k in names})
+    out = []
+    for key, value in given.items():
+        if key in LOCATION_SETTINGS:
+            continue
+        theirs = getattr(base, key)
+        mine = value
+        if key == "tasks":
+            mine = _task_names(cfg, dataclasses.replace(base, tasks=value))
+            theirs = _task_names(cfg, dataclasses.replace(base))
+        elif key == "image_size":
+            mine, theirs = value or cfg.input_size, theirs or cfg.input_size
+        if mine != theirs:
+            out.append(f"{key} {mine!r} (checkpoint: {theirs!r})")
+    return out
 
 
 def _task_names(cfg: UberNetConfig, s: TrainSettings) -> list[str]:

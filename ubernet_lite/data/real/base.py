@@ -76,6 +76,18 @@ def dataset_folder(
     return folder
 
 
+def require_files(name: str, root: str | os.PathLike | None, found: int, wanted: str) -> None:
+    """Raise :class:`DatasetNotFoundError` when a set's folder exists but holds none of the files
+    it needs (``found == 0``); ``wanted`` says which, relative to the set's folder."""
+    if found == 0:
+        base = data_root(root)
+        raise DatasetNotFoundError(
+            f"data set {name!r}: {base / FOLDERS[name]} holds no {wanted}; fetch the set with "
+            f"`python data_scripts/download_{name}.py --root {base}` (or set {DATA_ENV} to a "
+            "root that has it)"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # File readers: every failure names the file (and the field), never a deep library trace.
 # ---------------------------------------------------------------------------------------------

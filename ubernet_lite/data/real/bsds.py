@@ -34,6 +34,7 @@ from .base import (
     make_sample,
     mat_field,
     read_image,
+    require_files,
 )
 
 
@@ -79,6 +80,7 @@ class BSDS500Dataset(RealDataset):
         self.items = [
             (s, p.stem) for s in subsets for p in sorted((self.folder / "images" / s).glob("*.jpg"))
         ]
+        require_files("bsds500", root, len(self.items), f"images/{'|'.join(subsets)}/*.jpg")
 
     def __len__(self) -> int:
         return len(self.items)

@@ -53,6 +53,7 @@ from .base import (
     mat_field,
     read_id_list,
     read_image,
+    require_files,
 )
 
 IGNORE = 255
@@ -138,6 +139,7 @@ class PascalPartsDataset(RealDataset):
             img_id, flag = line[0], (line[1] if len(line) > 1 else "1")
             if flag != "-1" and (self.folder / f"{img_id}.mat").is_file():
                 persons.append(img_id)
+        require_files("pascal_parts", root, any(self.folder.glob("*.mat")), "<id>.mat part files")
         self.ids = persons
         self._id_set = set(persons)
         self.unknown_parts: set[str] = set()

@@ -2,7 +2,8 @@
 
 ``salObj.zip`` unpacks (we keep it under ``<root>/pascal_s/``) to
 ``datasets/imgs/pascal/<n>.jpg`` (850 images) and ``datasets/masks/pascal/<n>.png``, graded masks
-whose grey level is the fraction of the 12 subjects that chose the object (0..255).
+whose grey level is the fraction of the 12 subjects that chose the object (0..255); a mask
+stored as 1-bit, palette or 16-bit PNG is read as the grey levels it shows (``read_grey_mask``).
 
 Samples: ``image`` float32 [3, H, W], ``saliency`` uint8 [H, W] in {0, 1}, the graded mask
 binarised at 0.5 as is customary for PASCAL-S (value / 255 >= 0.5, i.e. grey level >= 128).
@@ -21,8 +22,9 @@ from .base import (
     empty_flags,
     make_sample,
     read_image,
-    read_label_png,
+    require_files,
 )
+from .msra import read_grey_mask
 
 
 class PascalSDataset(RealDataset):
@@ -48,6 +50,7 @@ class PascalSDataset(RealDataset):
         self.images = self.folder / "imgs" / "pascal"
         self.masks = self.folder / "masks" / "pascal"
         self.ids = sorted((p.stem for p in self.images.glob("*.jpg")), key=lambda s: (len(s), s))
+        require_files("pascal_s", root, len(self.ids), "imgs/pascal/<n>.jpg images")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +62,7 @@ class PascalSDataset(RealDataset):
         img_id = self.ids[i]
         image = read_image(self.images / f"{img_id}.jpg")
         mask_path = self.masks / f"{img_id}.png"
-        graded = read_label_png(mask_path)
+        graded = read_grey_mask(mask_path)
         check_shape(graded, tuple(image.shape[-2:]), mask_path, "mask")
         sal = torch.from_numpy((graded >= self.threshold * 255).astype("uint8"))
         return make_sample(image, {"saliency": sal}, self.name, self.split, i, id=img_id)

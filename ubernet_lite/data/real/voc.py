@@ -8,7 +8,10 @@ Files read (``<root>/VOCdevkit/VOC<year>/``):
 - ``Annotations/<id>.xml`` -> ``boxes`` float32 [N, 4], ``labels`` int64 [N] in 1..20
   (``ubernet_lite.tasks.VOC_CLASSES``), ``difficult`` bool [N]. VOC boxes are 1-based inclusive
   pixel indices; we return continuous pixel-edge coordinates ``[xmin - 1, ymin - 1, xmax, ymax]``
-  (torchvision's convention: the box covers pixel columns ``xmin - 1 .. xmax - 1``);
+  (detectron2's convention; torchvision's ``VOCDetection`` returns the raw 1-based values): the
+  box covers pixel columns ``xmin - 1 .. xmax - 1``, and ``metrics.detection`` computes the
+  devkit's IoU on these edges without its ``+ 1``. Boxes are clipped to the image of the XML's
+  ``<size>``; one more than ``BOX_SLACK_PX`` (4) pixels outside it is a ``CorruptFileError``;
 - ``SegmentationClass/<id>.png`` (palette PNG; the palette *index* is the class) -> ``semantic``
   int64 [H, W], 0 background, 1..20, 255 void (the band VOC draws along object outlines and
   ambiguous regions), when the image has one;
@@ -49,6 +52,24 @@ _CLASS_INDEX = {c: i + 1 for i, c in enumerate(VOC_CLASSES)}
 VOID = 255
 
 
+#: How far (pixels) a box edge may lie outside the image of the XML's ``<size>`` and still be
+#: clipped to it (the 1-based / 0-based slips of hand annotation); farther is an error.
+BOX_SLACK_PX = 4.0
+
+
+def _clip_to_image(box: list[float], size: tuple[int, int], path, k: int) -> list[float]:
+    """Clip pixel-edge ``box`` to ``[0, W] x [0, H]``; a box more than :data:`BOX_SLACK_PX`
+    outside is a :class:`CorruptFileError` naming the file, the object and the image size."""
+    h, w = size
+    x1, y1, x2, y2 = box
+    if min(x1, y1) < -BOX_SLACK_PX or x2 > w + BOX_SLACK_PX or y2 > h + BOX_SLACK_PX:
+        raise CorruptFileError(
+            f"{path}: object {k} has bndbox {[x1 + 1, y1 + 1, x2, y2]} outside its {w} x {h} image "
+            f"(by more than {BOX_SLACK_PX:g} pixels)"
+        )
+    return [max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))]
+
+
 def parse_voc_xml(path: str | Path) -> dict:
     """One VOC annotation file.
 
@@ -56,8 +77,8 @@ def parse_voc_xml(path: str | Path) -> dict:
         ``{"boxes": float32 [N, 4] xyxy (pixel edges), "labels": int64 [N] in 1..20,
         "difficult": bool [N], "size": (H, W) or None}``.
     Raises:
-        CorruptFileError naming the file (and the field) for unparsable XML, a missing field or an
-        unknown class name.
+        CorruptFileError naming the file (and the field) for unparsable XML, a missing field, an
+        unknown class name or a box far outside the image.
     """
     try:
         tree = ET.parse(path)
@@ -93,7 +114,10 @@ def parse_voc_xml(path: str | Path) -> dict:
         x1, y1, x2, y2 = coords
         if x2 < x1 or y2 < y1:
             raise CorruptFileError(f"{path}: object {k} has an empty bndbox {coords}")
-        boxes.append([x1 - 1.0, y1 - 1.0, x2, y2])
+        box = [x1 - 1.0, y1 - 1.0, x2, y2]
+        if size is not None:
+            box = _clip_to_image(box, size, path, k)
+        boxes.append(box)
         labels.append(_CLASS_INDEX[name])
         difficult.append((obj.findtext("difficult") or "0").strip() == "1")
     return {
