@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ubernet_lite.tasks import TARGETS, TaskSpec
-from ubernet_lite.training import objective
+from ubernet_lite.training import backward, objective
 from ubernet_lite.training.lowmem import (
     checkpointed_modules,
     frozen_batchnorm_stats,
@@ -274,7 +274,7 @@ def test_checkpointed_modules_restores_forward():
 def test_unknown_memory_mode_is_one_clear_error():
     model = StandIn(standin_tasks())
     with pytest.raises(ValueError, match="unknown memory mode 'tiny'.*'low'.*'standard'"):
-        objective.multitask_backward(model, standin_batch(), memory="tiny")
+        backward.multitask_backward(model, standin_batch(), memory="tiny")
 
 
 def test_memory_low_dispatches_here():
@@ -282,7 +282,7 @@ def test_memory_low_dispatches_here():
     model = StandIn(standin_tasks()).double().train()
     ref = copy.deepcopy(model)
     torch.manual_seed(0)
-    objective.multitask_backward(model, standin_batch(), memory="low", loss_fn=standin_loss)
+    backward.multitask_backward(model, standin_batch(), memory="low", loss_fn=standin_loss)
     torch.manual_seed(0)
     multitask_backward_lowmem(ref, standin_batch(), loss_fn=standin_loss)
     for (n, p), q in zip(model.named_parameters(), ref.parameters(), strict=True):

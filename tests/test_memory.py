@@ -8,15 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ubernet_lite.training.memory import (
-    bench_batch,
-    bench_tasks,
-    main,
-    measure,
-    memory_timeline,
-    peak_memory,
-    widest_size,
-)
+from ubernet_lite.bench.memory import bench_batch, bench_tasks, main, measure, widest_size
+from ubernet_lite.training.memory import memory_timeline, peak_memory
 
 MiB = 2**20
 
@@ -90,7 +83,7 @@ def test_widest_measured_searches_by_measurement(monkeypatch):
     the pixels) underestimates a curve with a fixed part, and the search refines it."""
     import argparse
 
-    from ubernet_lite.training import memory
+    from ubernet_lite.bench import memory
 
     def curve(side):  # flat then steep: no single parabola
         return (100 + 0.001 * side**2) if side < 300 else 200 + 0.002 * side**2
@@ -142,7 +135,7 @@ def test_low_memory_peak_at_seven_tasks_is_far_below_standard():
 
 
 def test_lowmem_breakdown_accounts_for_the_kept_tensors():
-    from ubernet_lite.training.memory import _model, lowmem_breakdown
+    from ubernet_lite.bench.memory import _model, lowmem_breakdown
 
     model = _model("lite", bench_tasks(2), "cpu")
     batch = bench_batch(48)
@@ -179,7 +172,7 @@ def test_memory_bench_quick(tmp_path, capsys):
 
 
 def test_low_curve_note_finds_where_the_curve_turns_flat():
-    from ubernet_lite.training.memory import _low_curve_note
+    from ubernet_lite.bench.memory import _low_curve_note
 
     mib = 2**20
 

@@ -460,7 +460,7 @@ def test_evaluate_errors():
 
 
 def test_boundary_benchmark_runs_small(capsys):
-    from ubernet_lite.metrics import bench
+    from ubernet_lite.bench import boundaries as bench
 
     out = bench.main(
         [

@@ -6,6 +6,7 @@ import types
 import pytest
 
 from ubernet_lite import bench
+from ubernet_lite.bench import forward
 
 
 def test_unknown_benchmark(capsys):
@@ -30,7 +31,7 @@ def test_dispatch_calls_main_with_rest(monkeypatch):
 
 
 def test_lite_throughput_positive():
-    assert bench._lite_train_throughput(batch=1, size=64, steps=1) > 0
+    assert forward._lite_train_throughput(batch=1, size=64, steps=1) > 0
 
 
 @pytest.mark.parametrize("argv", [["-h"], []])

@@ -10,6 +10,7 @@ from torch import nn
 
 import ubernet_lite as ul
 from ubernet_lite.tasks import TARGETS, TASKS
+from ubernet_lite.training import backward
 from ubernet_lite.training import objective as obj
 
 TASK_NAMES = ("semantic", "normals", "saliency", "detection")
@@ -90,13 +91,13 @@ def test_grad_is_sum_over_samples():
     model = TinyNet().train()
     masks = {"semantic": [True, True, False], "normals": [True, False, True]}
     batch = make_batch(masks)
-    obj.multitask_backward(model, batch, loss_fn=toy_loss)
+    backward.multitask_backward(model, batch, loss_fn=toy_loss)
     together = [p.grad.clone() if p.grad is not None else None for p in model.parameters()]
     summed = [torch.zeros_like(p) for p in model.parameters()]
     for i in range(3):
         one = make_batch({t: [m[i]] for t, m in masks.items()})
         one["images"] = batch["images"][i : i + 1]
-        obj.multitask_backward(model, one, loss_fn=toy_loss)
+        backward.multitask_backward(model, one, loss_fn=toy_loss)
         for s, p in zip(summed, model.parameters(), strict=True):
             if p.grad is not None:
                 s += p.grad
@@ -113,12 +114,12 @@ def test_lazy_evaluation_runs_only_labelled_heads():
         {"semantic": [False, True], "saliency": [True, False]},
     ]
     for k, masks in enumerate(stream):
-        losses = obj.multitask_backward(model, make_batch(masks, seed=k), loss_fn=toy_loss)
+        losses = backward.multitask_backward(model, make_batch(masks, seed=k), loss_fn=toy_loss)
         assert set(losses) == set(masks)
         assert losses.counts == {t: sum(m) for t, m in masks.items()}
     assert model.calls == Counter(semantic=2, normals=1, detection=1, saliency=1)
     # the heads that did not run have no gradient
-    obj.multitask_backward(model, make_batch({"normals": [True]}), loss_fn=toy_loss)
+    backward.multitask_backward(model, make_batch({"normals": [True]}), loss_fn=toy_loss)
     assert all(p.grad is None for p in model.heads["semantic"].parameters())
     assert all(p.grad is not None for p in model.heads["normals"].parameters())
 
@@ -132,7 +133,7 @@ def test_detection_targets_only_for_labelled_samples():
 def test_returned_losses_are_means_over_labelled_samples():
     model = TinyNet().train()
     batch = make_batch({"semantic": [True, False, True, True]})
-    losses = obj.multitask_backward(model, batch, loss_fn=toy_loss)
+    losses = backward.multitask_backward(model, batch, loss_fn=toy_loss)
     with torch.no_grad():
         out = model(batch["images"], tasks=["semantic"])
     raw = ((out["semantic"] - batch["images"].mean(1, keepdim=True)) ** 2).mean(dim=(1, 2, 3))
@@ -144,33 +145,37 @@ def test_returned_losses_are_means_over_labelled_samples():
 def test_batch_without_labels_is_a_clear_error():
     model = TinyNet()
     with pytest.raises(ValueError, match="no labels for any task"):
-        obj.multitask_backward(model, make_batch({"semantic": [False, False]}), loss_fn=toy_loss)
+        backward.multitask_backward(
+            model, make_batch({"semantic": [False, False]}), loss_fn=toy_loss
+        )
     # labelled only for a target the model has no task for
     with pytest.raises(ValueError, match="boundaries"):
-        obj.multitask_backward(model, make_batch({"boundaries": [True]}), loss_fn=toy_loss)
+        backward.multitask_backward(model, make_batch({"boundaries": [True]}), loss_fn=toy_loss)
 
 
 def test_unknown_memory_mode_lists_the_modes():
     with pytest.raises(ValueError, match=r"unknown memory mode 'huge'.*standard"):
-        obj.multitask_backward(TinyNet(), make_batch({"semantic": [True]}), memory="huge")
+        backward.multitask_backward(TinyNet(), make_batch({"semantic": [True]}), memory="huge")
 
 
 def test_register_backward_adds_a_mode():
     seen = []
-    obj.register_backward("spy", lambda model, batch, **kw: seen.append(kw) or obj.TaskLosses())
+    backward.register_backward(
+        "spy", lambda model, batch, **kw: seen.append(kw) or obj.TaskLosses()
+    )
     try:
-        obj.multitask_backward(
+        backward.multitask_backward(
             TinyNet(), make_batch({"semantic": [True]}), memory="spy", tasks=None
         )
         assert seen == [{"tasks": None}]
-        assert "standard" in obj.BACKWARD_MODES and "low" in obj.BACKWARD_MODES
+        assert "standard" in backward.BACKWARD_MODES and "low" in backward.BACKWARD_MODES
     finally:
-        obj.BACKWARD_MODES.pop("spy")
+        backward.BACKWARD_MODES.pop("spy")
 
 
 def test_non_per_sample_loss_is_rejected():
     with pytest.raises(ValueError, match=r"per sample"):
-        obj.multitask_backward(
+        backward.multitask_backward(
             TinyNet(),
             make_batch({"semantic": [True, True]}),
             loss_fn=lambda s, o, b: o[s.name].sum(),
@@ -223,7 +228,7 @@ def test_lazy_evaluation_with_the_real_network():
     for name, head in model.heads.items():
         head.register_forward_hook(lambda *a, _n=name: calls.update([_n]))
     batch = real_batch({"semantic": [True, False], "detection": [False, True]})
-    losses = obj.multitask_backward(model, batch)
+    losses = backward.multitask_backward(model, batch)
     assert calls == Counter(semantic=1, detection=1)
     assert set(losses) == {"semantic", "detection"} and losses.counts == {
         "semantic": 1,
@@ -242,9 +247,9 @@ def test_unlabelled_sample_does_not_change_the_gradient_with_the_real_network():
     BatchNorm, so that the samples of the batch do not interact)."""
     model = small_ubernet(["normals"]).eval()  # eval: BatchNorm uses running stats, no dropout
     a = real_batch({"normals": [True, False]}, seed=1)
-    obj.multitask_backward(model, a)
+    backward.multitask_backward(model, a)
     g_a = [p.grad.clone() for p in model.heads["normals"].parameters()]
     one = real_batch({"normals": [True]}, seed=1)
-    obj.multitask_backward(model, one)
+    backward.multitask_backward(model, one)
     for g, p in zip(g_a, model.heads["normals"].parameters(), strict=True):
         torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)

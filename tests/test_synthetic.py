@@ -355,7 +355,7 @@ def test_samples_are_bit_identical_to_the_recorded_ones():
 
 
 def test_bench_measures_and_prints(capsys):
-    from ubernet_lite.data import bench
+    from ubernet_lite.bench import data as bench
 
     r = bench.measure(64, bench.CHUNK + 1)
     assert r["n"] == bench.CHUNK + 1 and r["wall_s"] > 0

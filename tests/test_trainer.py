@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import ubernet_lite as ul
-from ubernet_lite.training.trainer import Trainer, load_checkpoint
+from ubernet_lite.training.checkpoint import load_checkpoint
+from ubernet_lite.training.trainer import Trainer
 
 TASKS = ["semantic", "normals", "detection"]
 SETTINGS = dict(

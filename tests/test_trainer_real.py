@@ -35,8 +35,10 @@ from ubernet_lite.data.real import (
 )
 from ubernet_lite.metrics.evaluate import COLUMNS
 from ubernet_lite.tasks import TARGETS
+from ubernet_lite.training.checkpoint import load_checkpoint
 from ubernet_lite.training.real_data import ShortestSidePredictor
-from ubernet_lite.training.trainer import MicroBatchStream, Trainer, load_checkpoint
+from ubernet_lite.training.stream import MicroBatchStream
+from ubernet_lite.training.trainer import Trainer
 
 SEG_VAL = "2008_000002"  # VOC 2012 segmentation val: the semantic test image
 PARTS_VAL = "2008_000003"  # a person in VOC 2012 val with PASCAL-Part: the part test image

@@ -21,9 +21,10 @@ use the data a checkpoint was trained on unless ``--data`` says otherwise.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
+
+from .bench import memory as memory_bench
 
 
 def _batch_sizes(text: str | None) -> dict[str, int] | None:
@@ -106,7 +107,7 @@ def cmd_train(args) -> int:
 
 def _load_model(checkpoint: str, device: str):
     from .model import UberNet
-    from .training.trainer import config_from_fingerprint, load_checkpoint
+    from .training.checkpoint import config_from_fingerprint, load_checkpoint
 
     state = load_checkpoint(checkpoint)
     cfg = config_from_fingerprint(state["config"])
@@ -245,17 +246,9 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_memory_bench(args, rest: list[str]) -> int:
-    try:
-        module = importlib.import_module("ubernet_lite.training.memory")
-    except ModuleNotFoundError as e:
-        if e.name != "ubernet_lite.training.memory":
-            raise
-        raise SystemExit(
-            "error: memory-bench needs ubernet_lite.training.memory (the low-memory backward, Sec. 4), "
-            "which is not installed in this version"
-        ) from None
-    return module.main(rest) or 0
+def cmd_memory_bench(rest: list[str]) -> int:
+    """``memory-bench``: the benchmark of :mod:`ubernet_lite.bench.memory` with its own options."""
+    return memory_bench.main(rest) or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "memory-bench":
-        return cmd_memory_bench(None, argv[1:])
+        return cmd_memory_bench(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":

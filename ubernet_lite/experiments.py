@@ -35,7 +35,8 @@ import torch
 from .config import UberNetConfig
 from .paths import outputs_dir
 from .tasks import TASKS, VOC_CLASSES, VOC_TASKS, get_tasks
-from .training.trainer import CHECKPOINT, Trainer, load_checkpoint
+from .training.checkpoint import CHECKPOINT, load_checkpoint
+from .training.trainer import Trainer
 
 __all__ = [
     "ResultsData",

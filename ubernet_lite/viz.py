@@ -13,11 +13,13 @@ Every ``*_to_rgb`` function takes one map (no batch dimension) and returns a flo
 
 :func:`show_sample` draws the image and the seven annotations of one sample (a panel says "not
 labelled" for a target the sample lacks); :func:`qualitative_figure` draws, per image, the image
-and the seven outputs of a model (the paper's Fig. 1 / Fig. 4 style).
+and the seven outputs of a model (the paper's Fig. 1 / Fig. 4 style). :func:`plot_loss_curves`
+draws a training run's per-task losses.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -341,3 +343,25 @@ def parts_legend(ax=None):
     """A legend of the six human parts' colours (on ``ax`` or the current axis)."""
     ax = ax or plt.gca()
     return ax.legend(handles=legend_handles(PART_NAMES), fontsize=7, loc="best")
+
+
+def plot_loss_curves(history: list[dict], tasks: list[str], smooth: int = 10, ax=None):
+    """Per-task loss curves (running mean over ``smooth`` labelled steps) against samples seen.
+
+    ``history``: the trainer's log rows (``{"samples", task: loss or nan, ...}``)."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    for t in tasks:
+        pts = [(r["samples"], r[t]) for r in history if not math.isnan(r.get(t, math.nan))]
+        if not pts:
+            continue
+        x, y = np.array(pts).T
+        k = max(1, min(smooth, len(y)))
+        ys = np.convolve(y, np.ones(k) / k, mode="valid")
+        ax.plot(x[k - 1 :], ys, label=t)
+    ax.set_xlabel("samples seen")
+    ax.set_ylabel("task loss (running mean)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return fig if fig is not None else ax.figure

@@ -1,4 +1,4 @@
-"""The masked multi-task objective (Eq. 1-2) and ``multitask_backward``.
+"""The masked multi-task objective (Eq. 1-2) and the standard backward of one training step.
 
 UberNet trains on the *union* of data sets that each label only some tasks. A sample ``i``
 contributes to task ``t`` only when it carries ground truth for it (delta_{t,i} = 1, Eq. 2):
@@ -17,16 +17,13 @@ Two choices of this module, both taken from the paper's Table 1:
 *Lazy evaluation*: only the branches of tasks that at least one sample of the micro-batch is
 labelled for are run forward (and hence backward); the others cost nothing.
 
-``multitask_backward(model, batch, memory=...)`` dispatches on ``memory`` through
-:data:`BACKWARD_MODES` (a dict mode -> function). ``"standard"`` is the plain forward + backward
-of this module; ``"low"`` is the low-memory backward of Sec. 4
-(``ubernet_lite.training.lowmem.multitask_backward_lowmem``), resolved lazily; other modes can be
-added with :func:`register_backward`.
+:func:`standard_backward` is the plain forward + backward of one micro-batch; the low-memory
+backward of Sec. 4 (:mod:`.lowmem`) reuses this module's pieces, and
+``multitask_backward(model, batch, memory=...)`` (:mod:`.backward`) dispatches between them.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 
 import torch
@@ -38,7 +35,7 @@ LossFn = Callable[[TaskSpec, dict, dict], torch.Tensor]
 
 
 class TaskLosses(dict):
-    """What :func:`multitask_backward` returns: ``{task: mean loss over its labelled samples}``.
+    """What :func:`~.backward.multitask_backward` returns: ``{task: mean loss over its labelled samples}``.
 
     Only tasks run on the micro-batch appear. The values are floats, the unweighted task loss
     ``L_t`` averaged over the samples labelled for the task (what the loss curves plot).
@@ -202,7 +199,7 @@ def summarize(per_sample: dict[str, torch.Tensor], batch: dict, specs, total) ->
 
 
 # --------------------------------------------------------------------------------------------
-# The backward pass and its dispatcher
+# The standard backward pass
 # --------------------------------------------------------------------------------------------
 
 
@@ -239,51 +236,3 @@ def standard_backward(
     total, per_sample = masked_objective(specs, out, batch, loss_fn)
     total.backward()
     return summarize(per_sample, batch, specs, total.detach())
-
-
-#: ``memory`` mode -> backward function ``fn(model, batch, **kw) -> TaskLosses``. A string
-#: ``"module:function"`` is imported on first use (so optional modes cost nothing until used).
-BACKWARD_MODES: dict[str, Callable | str] = {
-    "standard": standard_backward,
-    "low": "ubernet_lite.training.lowmem:multitask_backward_lowmem",
-}
-
-
-def register_backward(mode: str, fn: Callable | str) -> None:
-    """Add (or replace) a ``memory`` mode of :func:`multitask_backward`."""
-    BACKWARD_MODES[mode] = fn
-
-
-def get_backward(mode: str) -> Callable:
-    """The backward function of a ``memory`` mode, with a clear error for unknown modes."""
-    if mode not in BACKWARD_MODES:
-        raise ValueError(f"unknown memory mode {mode!r}; expected one of {sorted(BACKWARD_MODES)}")
-    fn = BACKWARD_MODES[mode]
-    if isinstance(fn, str):
-        module, _, attr = fn.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise NotImplementedError(
-                f"memory mode {mode!r} needs {module}.{attr}, which is not available ({e})"
-            ) from None
-        BACKWARD_MODES[mode] = fn
-    return fn
-
-
-def multitask_backward(model, batch: dict, memory: str = "standard", **kwargs) -> TaskLosses:
-    """Forward the labelled tasks, the masked objective (Eq. 1-2), backward.
-
-    Args:
-        model: an ``UberNet`` (train mode).
-        batch: a collated micro-batch (``ubernet_lite.data.collate``) on the model's device.
-        memory: ``"standard"`` (plain autograd) or ``"low"`` (Sec. 4's low-memory backward), or
-            any mode of :data:`BACKWARD_MODES`.
-        **kwargs: passed to the mode's function (``tasks=``, ``loss_fn=``, ``zero_grad=``).
-
-    Returns:
-        :class:`TaskLosses` ``{task: mean loss over its labelled samples}`` with ``.total``,
-        ``.counts``; ``.grad`` holds the gradient summed over the micro-batch's samples
-        (Table 1's ``dw``), which :class:`~ubernet_lite.training.AsyncSGD` consumes.
-    """
-    return get_backward(memory)(model, batch, **kwargs)

@@ -1,6 +1,6 @@
 """Benchmark: time to evaluate boundaries (ODS / OIS / AP, BSDS protocol) on 100 images of 321x481.
 
-    python -m ubernet_lite.metrics.bench [--images 100] [--thresholds 9] [--workers 2]
+    python -m ubernet_lite.bench boundaries [--images 100] [--thresholds 9] [--workers 2]
 
 The default of 9 thresholds (0.1, 0.2, .., 0.9) is what fits 60 s on a 2-core laptop; the
 benchmark also times the full 99 thresholds on a few images and extrapolates.
@@ -20,9 +20,10 @@ import resource
 import time
 
 import numpy as np
+import torch
 from scipy import ndimage
 
-from .boundaries import BoundaryMeter
+from ..metrics.boundaries import BoundaryMeter
 
 __all__ = ["main", "synthetic_boundary_pair"]
 
@@ -65,8 +66,6 @@ def _cpu_seconds() -> float:
 
 
 def _run(pairs, thresholds: int, workers: int):
-    import torch
-
     meter = BoundaryMeter(num_thresholds=thresholds, from_logits=False, workers=workers)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     for prob, gt in pairs:

@@ -1,4 +1,4 @@
-"""Training throughput of the lite preset: ``python -m ubernet_lite.training.bench``.
+"""Training throughput of the lite preset: ``python -m ubernet_lite.bench train``.
 
 Runs the :class:`~ubernet_lite.training.Trainer` (seven tasks, synthetic union, async SGD) for a
 few micro-batches on the CPU and prints images per second and the share of the step time spent
@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import argparse
 import time
+
+import torch
+
+from ..config import UberNetConfig
+from ..tasks import get_tasks
+from ..training import Trainer
 
 
 def measure(
@@ -23,12 +29,6 @@ def measure(
     augment: bool = True,
 ) -> dict:
     """Time ``steps`` training steps after ``warmup``; returns the numbers :func:`main` prints."""
-    import torch
-
-    from ..config import UberNetConfig
-    from ..tasks import get_tasks
-    from .trainer import Trainer
-
     if threads:
         torch.set_num_threads(threads)
     cfg = UberNetConfig.lite(tasks=get_tasks(tasks))
@@ -47,7 +47,7 @@ def measure(
     # what producing the data costs when done serially (render, augment, collate)
     t1 = time.perf_counter()
     for _ in range(steps):
-        trainer._load(trainer.stream.next_indices())
+        trainer.batches.load(trainer.stream.next_indices())
     produce = (time.perf_counter() - t1) / steps
     images = steps * micro_batch
     return {
@@ -69,7 +69,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m ubernet_lite.training.bench", description=__doc__.split("\n")[0]
+        prog="python -m ubernet_lite.bench train", description=__doc__.split("\n")[0]
     )
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--micro-batch", type=int, default=2)

@@ -1,7 +1,7 @@
 """Benchmark of the synthetic world: samples per second of :class:`SynthWorld` in one process.
 
-    python -m ubernet_lite.data.bench                 # 128 and 321 px, style "scene", 5 runs
-    python -m ubernet_lite.data.bench --sizes 128 --n 500 --repeats 9 --style indoor
+    python -m ubernet_lite.bench data                 # 128 and 321 px, style "scene", 5 runs
+    python -m ubernet_lite.bench data --sizes 128 --n 500 --repeats 9 --style indoor
 
 Runs ``--repeats`` rounds; each round renders ``--n`` new samples at every size (sizes
 interleaved, so that a slow spell of a shared machine hits all of them alike). Prints, per image
@@ -19,8 +19,8 @@ import os
 import statistics
 import time
 
-from .synth_scene import STYLES
-from .synthetic import SPLITS, SynthWorld
+from ..data.synth_scene import STYLES
+from ..data.synthetic import SPLITS, SynthWorld
 
 #: Samples per chunk for the chunked (median) rate.
 CHUNK = 25
@@ -78,7 +78,7 @@ def summarize(runs: list[dict]) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(
-        prog="python -m ubernet_lite.data.bench", description="SynthWorld samples per second"
+        prog="python -m ubernet_lite.bench data", description="SynthWorld samples per second"
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 321], help="image sizes (px)")
     parser.add_argument("--n", type=int, default=None, help="samples per size (default 400 / 100)")

@@ -1,33 +1,22 @@
-"""Benchmarks: ``python -m ubernet_lite.bench <name> [options]``.
+"""The ``forward`` benchmark: ``python -m ubernet_lite.bench forward``.
 
-| name         | what it measures                                                     | module                         |
-| ------------ | -------------------------------------------------------------------- | ------------------------------ |
-| ``forward``  | one shared-trunk forward vs seven single-task networks; lite fwd+bwd | this file                      |
-| ``data``     | data pipeline throughput                                             | ``ubernet_lite.data.bench``    |
-| ``train``    | training step throughput                                             | ``ubernet_lite.training.bench``|
-| ``memory``   | peak memory, standard vs low-memory backward (Sec. 4)                | ``ubernet_lite.training.memory``|
-| ``boundaries``| boundary evaluation                                                 | ``ubernet_lite.metrics.bench`` |
-
-Every module other than this one is imported only when its benchmark is asked for, and must have
-``main(argv: list[str]) -> int | None``.
+One eval-mode forward of the shared trunk with all seven tasks against seven single-task networks
+(the point of a shared trunk, Sec. 1 and Sec. 4), and the images per second of forward + backward
+of the lite preset in train mode.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import time
 
-#: benchmark name -> module with ``main(argv)`` (``None``: defined in this file).
-BENCHMARKS: dict[str, str | None] = {
-    "forward": None,
-    "data": "ubernet_lite.data.bench",
-    "train": "ubernet_lite.training.bench",
-    "memory": "ubernet_lite.training.memory",
-    "boundaries": "ubernet_lite.metrics.bench",
-}
+import torch
+
+from ..config import UberNetConfig
+from ..model import UberNet
+from ..tasks import TASKS
 
 
 def _median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -52,10 +41,6 @@ def _eval_forward_times(
     this process's (``time.process_time``): on a shared machine it does not count the time the
     process waited for a core, so it is the steadier of the two.
     """
-    import torch
-
-    from .model import UberNet
-
     x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
     models = {}
     for name, cfg in cfgs.items():
@@ -80,11 +65,6 @@ def _lite_train_throughput(batch: int, size: int, steps: int, seed: int = 0) -> 
     The loss is a simple stand-in (mean square of every dense output and scale output, plus the
     detection losses), enough to make backward traverse every branch.
     """
-    import torch
-
-    from .config import UberNetConfig
-    from .model import UberNet
-
     torch.manual_seed(seed)
     model = UberNet(UberNetConfig.lite()).train()
     g = torch.Generator().manual_seed(seed)
@@ -114,10 +94,10 @@ def _lite_train_throughput(batch: int, size: int, steps: int, seed: int = 0) -> 
     return batch / _median_time(step, steps)
 
 
-def forward_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """The ``forward`` benchmark: the point of a shared trunk (Sec. 1, Sec. 4)."""
     p = argparse.ArgumentParser(
-        prog="python -m ubernet_lite.bench forward", description=forward_main.__doc__
+        prog="python -m ubernet_lite.bench forward", description=main.__doc__
     )
     p.add_argument("--size", type=int, default=321, help="image side of the paper-preset forward")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per network (median)")
@@ -131,11 +111,6 @@ def forward_main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     args = p.parse_args(argv)
-
-    import torch
-
-    from .config import UberNetConfig
-    from .tasks import TASKS
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,36 +143,6 @@ def forward_main(argv: list[str] | None = None) -> int:
         f"forward + backward: {ips:.2f} images/s (median of {args.lite_steps} steps)"
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("usage: python -m ubernet_lite.bench {" + ",".join(BENCHMARKS) + "} [options]")
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in BENCHMARKS:
-        print(f"unknown benchmark {name!r}; expected one of {list(BENCHMARKS)}", file=sys.stderr)
-        return 2
-    module_name = BENCHMARKS[name]
-    if module_name is None:
-        return forward_main(rest)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            print(
-                f"benchmark {name!r} needs {module_name}, which is not installed in this package yet",
-                file=sys.stderr,
-            )
-            return 2
-        raise
-    if not hasattr(module, "main"):
-        print(f"benchmark {name!r}: {module_name} has no main(argv)", file=sys.stderr)
-        return 2
-    rc = module.main(rest)
-    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

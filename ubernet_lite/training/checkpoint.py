@@ -1,0 +1,134 @@
+"""The trainer's checkpoint: its format, atomic writing, and what a resume must match.
+
+A checkpoint (``checkpoint.pt``, format ``"ubernet_lite.Trainer/1"``) is one ``torch.save`` dict::
+
+    format    "ubernet_lite.Trainer/1"
+    config    config_fingerprint(cfg): the UberNetConfig as JSON-able dict (tasks included)
+    settings  dataclasses.asdict(TrainSettings)
+    steps     the run's length (the poly schedule spans it);  step: steps done
+    model     model.state_dict()
+    optimizer AsyncSGD / SyncSGD state (every group's accumulator, counter, momentum)
+    stream    the sampler position of the consumed micro-batches: {"epoch", "offset"}
+    rng       the torch / numpy / python global RNG states
+    history   per-step log rows;  evals: evaluation rows
+
+Data are a pure function of ``(seed, epoch, index)``, so with this state a run stopped and
+resumed ends with the same parameters as one that ran through.
+
+Resume compatibility: a checkpoint loads into a trainer only with the same config and the same
+settings (:func:`check_compatible`); a setting added after the checkpoint was written gets its
+default, and location settings (``data_root``) are not compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import UberNetConfig
+from ..tasks import TaskSpec
+from .settings import LOCATION_SETTINGS, TrainSettings
+
+#: The checkpoint's file name in a run's output folder.
+CHECKPOINT = "checkpoint.pt"
+#: The ``format`` entry of every trainer checkpoint.
+FORMAT = "ubernet_lite.Trainer/1"
+
+
+def config_fingerprint(cfg: UberNetConfig) -> dict:
+    """A JSON-able description of a config (tasks included), to match checkpoints to runs."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def config_from_fingerprint(fp: dict) -> UberNetConfig:
+    """Rebuild an :class:`UberNetConfig` from :func:`config_fingerprint`'s dict."""
+    kw = dict(fp)
+    kw["tasks"] = [TaskSpec(**t) for t in fp["tasks"]]
+    for f in dataclasses.fields(UberNetConfig):
+        if isinstance(getattr(UberNetConfig, f.name, None), tuple) or f.name in (
+            "pyramid_scales", "anchor_sizes", "anchor_ratios",
+        ):  # fmt: skip
+            if isinstance(kw.get(f.name), list):
+                kw[f.name] = tuple(kw[f.name])
+    return UberNetConfig(**kw)
+
+
+def rng_state() -> dict:
+    """The torch, numpy and python global RNG states."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def comparable_settings(settings: dict) -> dict:
+    """The settings that define a run, for comparing a checkpoint with a trainer: absent fields
+    (a checkpoint older than the field) get their default, location fields are left out."""
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainSettings)
+        if f.default is not dataclasses.MISSING
+    }
+    out = {**defaults, **settings}
+    for key in LOCATION_SETTINGS:
+        out.pop(key, None)
+    return out
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_compatible(
+    state: dict, cfg: UberNetConfig, settings: TrainSettings, path: str | os.PathLike
+) -> None:
+    """Raise a clear error unless checkpoint ``state`` is of a run with ``cfg`` and ``settings``."""
+    theirs, mine = state["config"], config_fingerprint(cfg)
+    if theirs != mine:
+        raise ValueError(
+            f"checkpoint {path} is from another config (differs in {_diff(theirs, mine)}); "
+            "build the Trainer with the checkpoint's config, e.g. Trainer.resume(path)"
+        )
+    theirs_s = comparable_settings(state["settings"])
+    mine_s = comparable_settings(dataclasses.asdict(settings))
+    if theirs_s != mine_s:
+        raise ValueError(
+            f"checkpoint {path} was trained with other settings (differs in "
+            f"{_diff(theirs_s, mine_s)}); use Trainer.resume(path) to keep them"
+        )
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a trainer checkpoint, with a clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; expected a file written by Trainer.save()"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an ubernet_lite Trainer checkpoint")
+    return state
