@@ -152,3 +152,55 @@ def test_shard_splits_contiguously():
     parts = [shard(idx, r, 3) for r in range(3)]
     assert parts == [[0, 1, 2], [3, 4], [5, 6]]
     assert shard([9], 1, 2) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the Trainer on 2 processes: checkpoint with world_size, exact resume with the same N
+# --------------------------------------------------------------------------------------------
+
+TRAINER = dict(
+    steps=4, micro_batch=3, tasks="semantic,normals,saliency", image_size=64, union_length=40,
+    checkpoint_every=0, progress=False, prefetch=True, batch_sizes={"shared": 4},
+)  # fmt: skip
+
+
+def _trainer_run(rank: int, world: int, port: int, out: str, stop: int, resume: bool) -> None:
+    from ubernet_lite.training import Trainer
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        torch.set_num_threads(1)
+        if resume:
+            trainer = Trainer.resume(f"{out}/checkpoint.pt", out=out, progress=False)
+        else:
+            trainer = Trainer(UberNetConfig.lite(), out=out, **TRAINER)
+        trainer.run(stop)  # saves the checkpoint at the end (rank 0 writes)
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(*args) -> None:
+    mp.spawn(_trainer_run, args=(2, _free_port(), *args), nprocs=2, join=True)
+
+
+def test_trainer_on_two_processes_checkpoints_world_size_and_resumes_exactly(tmp_path):
+    through, split = tmp_path / "through", tmp_path / "split"
+    _spawn(str(through), 4, False)
+    _spawn(str(split), 2, False)
+    half = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert half["world_size"] == 2 and len(half["ranks"]) == 2 and half["step"] == 2
+    _spawn(str(split), 4, True)
+    a = torch.load(through / "checkpoint.pt", weights_only=False)
+    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 4 and a["world_size"] == 2
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert [r["total"] for r in a["history"]] == [r["total"] for r in b["history"]]
+    # the log is the global micro-batch's: every step counts its 3 samples
+    assert [r["samples"] for r in a["history"]] == [3, 6, 9, 12]
+    from ubernet_lite.training import Trainer
+
+    with pytest.raises(ValueError, match="trained on 2 process"):
+        Trainer.resume(through / "checkpoint.pt", progress=False)

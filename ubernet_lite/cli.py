@@ -56,14 +56,19 @@ def _config(name: str, tasks: str, data: str = "synthetic"):
 
 
 def cmd_train(args) -> int:
+    from .training.distributed import init_from_env
     from .training.trainer import Trainer
 
+    # under torchrun (WORLD_SIZE > 1): join the process group, one GPU per process
+    rank, _, device = init_from_env(args.device)
     common = dict(
         eval_every=args.eval_every,
         eval_images=args.eval_images,
         checkpoint_every=args.checkpoint_every,
-        device=args.device,
-        progress=not args.no_progress,
+        device=device,
+        progress=not args.no_progress and rank == 0,
+        speedups=False if args.no_speedups else None,
+        workers=args.workers,
     )
     if args.resume:
         if args.data_root is not None:
@@ -94,6 +99,8 @@ def cmd_train(args) -> int:
             **common,
         )
     trainer.run()
+    if rank != 0:
+        return 0
     last = trainer.history[-1] if trainer.history else {}
     print(
         f"trained {trainer.step} steps ({trainer.opt.samples_seen} samples); last loss {last.get('total', float('nan')):.4g}"
@@ -285,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=50)
     t.add_argument("--device", default="cpu")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader worker processes (default 4 on CUDA, 0 = one prefetching thread on CPU)",
+    )
+    t.add_argument(
+        "--no-speedups",
+        action="store_true",
+        help="CUDA runs: no bf16 autocast, channels_last, cudnn.benchmark or TF32 (on by default)",
+    )
     t.add_argument(
         "--data",
         choices=["synthetic", "real"],

@@ -290,6 +290,17 @@ class AsyncSGD:
             },
         }
 
+    def local_state(self) -> dict:
+        """What differs between the ranks of a distributed run: the local accumulators dw_p
+        (counters, momentum and parameters are equal on every rank)."""
+        return {"acc": {n: [a.clone() for a in g.acc] for n, g in self.groups.items()}}
+
+    def load_local_state(self, state: dict) -> None:
+        """Restore :meth:`local_state` (after :meth:`load_state_dict`)."""
+        for n, g in self.groups.items():
+            for acc, a in zip(g.acc, state["acc"][n], strict=True):
+                acc.copy_(a)
+
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; a mismatching group layout gets a clear error."""
         if state.get("kind") != "AsyncSGD":
@@ -380,6 +391,13 @@ class SyncSGD:
         self.sgd.step()  # Eq. 3
         self.zero_grad()
         self.updates += 1
+
+    def local_state(self) -> dict:
+        """Nothing differs between ranks: gradients are reduced at every step."""
+        return {}
+
+    def load_local_state(self, state: dict) -> None:
+        pass
 
     def state_dict(self) -> dict:
         return {

@@ -80,6 +80,7 @@ __all__ = [
     "init_from_env",
     "is_distributed",
     "rank",
+    "reduce_losses",
     "shard",
     "sync_tap_batchnorms",
     "world_size",
@@ -154,6 +155,29 @@ def global_counts(counts: dict[str, int]) -> dict[str, int]:
     t = torch.tensor([int(counts[k]) for k in keys], dtype=torch.int64, device=_comm_device())
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist(), strict=True))
+
+
+def reduce_losses(losses: TaskLosses, tasks) -> TaskLosses:
+    """The log of a distributed step: each task's mean loss over its labelled samples of the
+    *global* micro-batch, the summed objective and the global counts (one all-reduce)."""
+    if not is_distributed():
+        return losses
+    tasks = list(tasks)
+    n = {t: losses.counts.get(t, 0) for t in tasks}
+    vals = [losses.get(t, 0.0) * n[t] if n[t] else 0.0 for t in tasks]
+    vals += [float(n[t]) for t in tasks] + [float(losses.total), float(losses.batch_size)]
+    buf = torch.tensor(vals, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(buf)
+    out = buf.tolist()
+    k = len(tasks)
+    sums, counts = out[:k], [int(c) for c in out[k : 2 * k]]
+    means = {t: sums[i] / counts[i] for i, t in enumerate(tasks) if counts[i]}
+    return TaskLosses(
+        means,
+        total=out[2 * k],
+        counts={t: c for t, c in zip(tasks, counts, strict=True) if c},
+        batch_size=int(out[2 * k + 1]),
+    )
 
 
 def all_reduce_sum_(tensors: list[torch.Tensor]) -> None:
