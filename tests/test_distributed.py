@@ -81,7 +81,7 @@ def _train(rank: int, world: int, port: int, memory: str, out_path: str) -> None
         )  # fmt: skip
         union = data.diverse_union(split="train", size=SIZE, seed=0, length=60)
         targets = {cfg.task(t).target for t in TASKS}
-        empty = torch.zeros(0, 3, SIZE, SIZE)
+        empty = torch.zeros(0, 3, SIZE, SIZE, dtype=torch.float64)
         for idx in _micro_batches(union, targets):
             share = shard(idx, rank, world)
             batch = _double(data.collate([union[i] for i in share])) if share else None

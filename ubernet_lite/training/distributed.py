@@ -211,15 +211,6 @@ def gather_rank_states(state: dict) -> list[dict] | None:
     return out
 
 
-def scatter_rank_states(states: list[dict] | None) -> dict:
-    """Rank r receives ``states[r]`` (the list lives on rank 0, as :func:`gather_rank_states`)."""
-    if not is_distributed():
-        return states[0]
-    out = [None]
-    dist.scatter_object_list(out, states if rank() == 0 else None, src=0)
-    return out[0]
-
-
 def _to_cpu(x):
     if torch.is_tensor(x):
         return x.detach().cpu()
@@ -377,8 +368,8 @@ def distributed_backward(
             size, device and dtype.
 
     Returns:
-        :class:`TaskLosses` of the local share (empty for an empty share). Outside a process
-        group this is ``multitask_backward`` itself.
+        :class:`TaskLosses` of the local share (empty for an empty share). The gradient is the
+        one ``multitask_backward`` leaves, computed with the backward cut at the taps.
     """
     model.zero_grad(set_to_none=True)
     if batch is None:
