@@ -10,7 +10,7 @@ For the paper preset (VGG-16 trunk, seven tasks, the 3-level pyramid 1, 1/2, 1/4
 3. **widest input**: for each of those four steps, the widest square side whose peak fits in a
    fixed budget (default 12 GiB, the Titan X's memory): the peak is measured at the benchmark
    size and half of it, ``a + b side^2`` is fitted, and the prediction is measured and refined
-   (at most ``--widest-steps`` more steps); the largest *measured* side that fits is printed.
+   (at most ``--widest-steps`` more steps, default 3); the largest *measured* side that fits is printed.
 
 Speed settings (:mod:`.accel`): bf16 rows run under bf16 autocast with float32 losses;
 channels_last and ``cudnn.benchmark`` / TF32 are on for CUDA (``--no-speedups`` for none).
@@ -177,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget-gib", type=float, default=None, help="memory budget (12 cuda, 1/16 cpu)"
     )
-    p.add_argument("--widest-steps", type=int, default=2, help="refinements of the widest side")
+    p.add_argument("--widest-steps", type=int, default=3, help="refinements of the widest side")
     p.add_argument("--no-widest", action="store_true", help="skip the widest-input search")
     p.add_argument("--no-speedups", action="store_true", help="no channels_last/cudnn.benchmark")
     return p
