@@ -48,6 +48,7 @@ from .training.checkpoint import (
     config_from_fingerprint,
     load_checkpoint,
 )
+from .training.distributed import init_from_env
 from .training.real_data import (
     ShortestSidePredictor,
     check_real_config,
@@ -232,12 +233,16 @@ def _given_settings(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    # under torchrun (WORLD_SIZE > 1): join the process group, one GPU per process
+    rank, _, device = init_from_env(args.device)
     common = dict(
         eval_every=args.eval_every,
         eval_images=args.eval_images,
         checkpoint_every=args.checkpoint_every,
-        device=args.device,
-        progress=not args.no_progress,
+        device=device,
+        progress=not args.no_progress and rank == 0,
+        speedups=False if args.no_speedups else None,
+        workers=args.workers,
     )
     given = _given_settings(args)
     if args.resume:
@@ -266,6 +271,8 @@ def cmd_train(args) -> int:
             **common,
         )
     trainer.run()
+    if rank != 0:
+        return 0
     last = trainer.history[-1] if trainer.history else {}
     print(
         f"trained {trainer.step} steps ({trainer.opt.samples_seen} samples); last loss {last.get('total', float('nan')):.4g}"
@@ -465,6 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=nonneg, default=50)
     t.add_argument("--device", type=_device, default="cpu")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--workers",
+        type=nonneg,
+        default=None,
+        help="DataLoader worker processes (default 4 on CUDA, 0 = one prefetching thread on CPU)",
+    )
+    t.add_argument(
+        "--no-speedups",
+        action="store_true",
+        help="CUDA runs: no bf16 autocast, channels_last, cudnn.benchmark or TF32 (on by default)",
+    )
     t.add_argument(
         "--data",
         choices=["synthetic", "real"],

@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "ubernet_lite.bench.train",
     "memory": "ubernet_lite.bench.memory",
     "boundaries": "ubernet_lite.bench.boundaries",
+    "gpu": "ubernet_lite.training.gpu_bench",
 }
 
 

@@ -21,6 +21,7 @@ import time
 
 from ..data.synthetic.scene import STYLES
 from ..data.synthetic.world import SPLITS, SynthWorld
+from ..training import loader_bench
 
 #: Samples per chunk for the chunked (median) rate.
 CHUNK = 25
@@ -77,6 +78,8 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def main(argv=None) -> list[dict]:
+    if argv is not None and "--real" in argv:  # the DataLoader on the real sets: loader_bench
+        return loader_bench.main(argv)
     parser = argparse.ArgumentParser(
         prog="python -m ubernet_lite.bench data", description="SynthWorld samples per second"
     )

@@ -28,6 +28,12 @@ other parameter (the trunk and the tap BatchNorms).
 
 Each group's update is ``torch.optim.SGD`` on the averaged gradient, so ``momentum`` and
 ``weight_decay`` (the ``lambda`` of Eq. 1 / Table 1) mean what they mean there.
+
+**On N processes** (``distributed=True``, :mod:`ubernet_lite.training.distributed`): each rank
+passes its share of the global micro-batch; the counts ``c_p`` are summed over the ranks at
+every step, each rank accumulates its local ``dw_p``, and at the moment the global ``c_p``
+reaches ``B_p`` the group's accumulator is all-reduced (summed) once and divided by the global
+``c_p``: Table 1 on the global micro-batch, every replica applying the same update.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..tasks import TaskSpec
+from .distributed import all_reduce_sum_, global_counts
 from .objective import batch_size_of, label_mask, model_tasks
 
 SHARED = "shared"
@@ -138,6 +145,9 @@ class AsyncSGD:
         lr_schedule: optional ``f(samples_seen) -> multiplier`` of ``lr`` (one clock for every
             group: the number of samples streamed so far), e.g. :func:`poly_schedule`.
         tasks: the tasks to train (default: every task of the model).
+        distributed: the batches passed to :meth:`step` are this rank's shares of global
+            micro-batches: counts are summed over the process group and each group's
+            accumulated gradient is all-reduced (summed) at its update (see the module note).
 
     Usage::
 
@@ -154,11 +164,13 @@ class AsyncSGD:
         batch_sizes: dict[str, int] | None = None,
         lr_schedule: Callable[[int], float] | None = None,
         tasks: Iterable[str] | None = None,
+        distributed: bool = False,
     ):
         if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
             raise ValueError(
                 f"expected lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {lr}, {weight_decay}, {momentum}"
             )
+        self.distributed = bool(distributed)
         specs = model_tasks(model)
         tasks = list(specs) if tasks is None else list(tasks)
         sizes = resolve_batch_sizes(model, batch_sizes, tasks)
@@ -196,8 +208,11 @@ class AsyncSGD:
         """How many times each group has been updated."""
         return {n: g.updates for n, g in self.groups.items()}
 
-    def samples_in(self, batch: dict) -> dict[str, int]:
-        """Samples of the batch each group counts: all B for shared, sum_i delta_{t,i} for t."""
+    def samples_in(self, batch: dict | None) -> dict[str, int]:
+        """Samples of the batch each group counts: all B for shared, sum_i delta_{t,i} for t
+        (None: an empty share of a distributed micro-batch)."""
+        if batch is None:
+            return dict.fromkeys(self.groups, 0)
         b = batch_size_of(batch)
         return {
             n: b if g.target is None else int(label_mask(batch, g.target).sum())
@@ -212,17 +227,18 @@ class AsyncSGD:
     # ---- Table 1 ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, batch: dict) -> list[str]:
+    def step(self, batch: dict | None) -> list[str]:
         """Consume the micro-batch's ``.grad`` (Table 1's summed ``dw``), update ready groups.
 
         Args:
             batch: the micro-batch whose gradient is in ``.grad`` (its ``has_label`` gives each
-                task group's number of samples).
+                task group's number of samples); distributed: this rank's share (None if empty).
 
         Returns:
             the names of the groups updated by this call. ``.grad`` is cleared (consumed).
         """
-        seen = self.samples_in(batch)
+        local = self.samples_in(batch)
+        seen = global_counts(local) if self.distributed else local  # c_p counts all ranks
         if seen[SHARED] == 0:
             raise ValueError("AsyncSGD.step got an empty batch")
         self.samples_seen += seen[SHARED]
@@ -230,14 +246,16 @@ class AsyncSGD:
         updated = []
         for name, g in self.groups.items():
             n = seen[name]
-            if n > 0:
+            if local[name] > 0:
                 for acc, p in zip(g.acc, g.params, strict=True):
                     if p.grad is not None:
-                        acc.add_(p.grad)  # dw_p <- dw_p + gw_p
-                g.count += n  # c_p <- c_p + (samples)
+                        acc.add_(p.grad)  # dw_p <- dw_p + gw_p (this rank's samples)
+            g.count += n  # c_p <- c_p + (samples, over every rank)
             for p in g.params:
                 p.grad = None
             if g.count >= g.batch_size:  # Table 1: c_p = B_p (>= for micro-batches, see above)
+                if self.distributed:
+                    all_reduce_sum_(g.acc)  # dw_p summed over the ranks, once per update
                 for acc, p in zip(g.acc, g.params, strict=True):
                     p.grad = acc / g.count
                 for pg in g.sgd.param_groups:
@@ -270,6 +288,17 @@ class AsyncSGD:
                 for n, g in self.groups.items()
             },
         }
+
+    def local_state(self) -> dict:
+        """What differs between the ranks of a distributed run: the local accumulators dw_p
+        (counters, momentum and parameters are equal on every rank)."""
+        return {"acc": {n: [a.clone() for a in g.acc] for n, g in self.groups.items()}}
+
+    def load_local_state(self, state: dict) -> None:
+        """Restore :meth:`local_state` (after :meth:`load_state_dict`)."""
+        for n, g in self.groups.items():
+            for acc, a in zip(g.acc, state["acc"][n], strict=True):
+                acc.copy_(a)
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; a mismatching group layout gets a clear error."""
@@ -311,6 +340,8 @@ class SyncSGD:
 
     Args:
         model: the model; lr, weight_decay, momentum, lr_schedule, tasks as for :class:`AsyncSGD`.
+        distributed: batches are ranks' shares: B is the global micro-batch's size and the
+            gradients are all-reduced (summed) at every step.
     """
 
     def __init__(
@@ -321,11 +352,13 @@ class SyncSGD:
         momentum: float = 0.0,
         lr_schedule: Callable[[int], float] | None = None,
         tasks: Iterable[str] | None = None,
+        distributed: bool = False,
     ):
         if lr <= 0 or weight_decay < 0 or not 0 <= momentum < 1:
             raise ValueError(
                 f"expected lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {lr}, {weight_decay}, {momentum}"
             )
+        self.distributed = bool(distributed)
         if tasks is None:
             self.params = [p for p in model.parameters() if p.requires_grad]
         else:  # the shared trunk and the trained tasks' branches only
@@ -340,9 +373,15 @@ class SyncSGD:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, batch: dict) -> None:
+    def step(self, batch: dict | None) -> None:
         """Eq. 3 with Eq. 4-5: ``w <- w - lr (lambda w + (1/B) sum_i dw_i)``; consumes ``.grad``."""
-        b = batch_size_of(batch)
+        b = 0 if batch is None else batch_size_of(batch)
+        if self.distributed:  # B of the global micro-batch, dw summed over the ranks
+            b = global_counts({"b": b})["b"]
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            all_reduce_sum_([p.grad for p in self.params])
         self.samples_seen += b
         for p in self.params:
             p.grad = torch.zeros_like(p) if p.grad is None else p.grad / b  # Eq. 4-5: 1/B
@@ -351,6 +390,13 @@ class SyncSGD:
         self.sgd.step()  # Eq. 3
         self.zero_grad()
         self.updates += 1
+
+    def local_state(self) -> dict:
+        """Nothing differs between ranks: gradients are reduced at every step."""
+        return {}
+
+    def load_local_state(self, state: dict) -> None:
+        pass
 
     def state_dict(self) -> dict:
         return {

@@ -11,7 +11,9 @@ format ``"ubernet_lite.Trainer/1"``::
     model     model.state_dict()
     optimizer AsyncSGD / SyncSGD state (every group's accumulator, counter, momentum)
     stream    the sampler position of the consumed micro-batches: {"epoch", "offset"}
-    rng       the torch / numpy / python global RNG states
+    rng       the torch / numpy / python global RNG states and the CUDA devices' (or None)
+    world_size  the number of processes the run was trained on (1 without torch.distributed)
+    ranks     (world_size > 1) per rank: its RNG states and its local optimiser accumulators
     history   per-step log rows;  evals: evaluation rows
 
 Data are a pure function of ``(seed, epoch, index)``, so with this state a run stopped and
@@ -37,6 +39,7 @@ import torch
 
 from ..config import UberNetConfig
 from ..tasks import TaskSpec
+from .accel import cuda_rng_states, set_cuda_rng_states
 from .settings import LOCATION_SETTINGS, TrainSettings
 
 #: The checkpoint's file name in a run's output folder.
@@ -66,11 +69,12 @@ def config_from_fingerprint(fp: dict) -> UberNetConfig:
 
 
 def rng_state() -> dict:
-    """The torch, numpy and python global RNG states."""
+    """The torch, numpy and python global RNG states, and every CUDA device's (None if unused)."""
     return {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
+        "cuda": cuda_rng_states(),
     }
 
 
@@ -78,6 +82,7 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    set_cuda_rng_states(state.get("cuda"))  # absent in checkpoints older than the entry
 
 
 def comparable_settings(settings: dict) -> dict:

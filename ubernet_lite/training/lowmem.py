@@ -290,7 +290,7 @@ class _SeedGradients(torch.autograd.Function):
         return (None, *grads)
 
 
-def _backward_into_trunk(trunk_tensors, leaves, groups=None) -> None:
+def _backward_into_trunk(trunk_tensors, leaves, groups=None, all_taps: bool = False) -> None:
     """(d): back-propagate the tap gradients accumulated at the leaves through the trunk.
 
     One backward per pyramid level (``groups``), coarsest level first: the levels share only
@@ -299,9 +299,15 @@ def _backward_into_trunk(trunk_tensors, leaves, groups=None) -> None:
     buffers until the last level is done: a parameter-sized extra set, 78 MiB for VGG-16), and
     when the finest (largest) level runs, the coarser levels' anchors and gradients are gone.
     The leaves' ``.grad`` are handed over (:class:`_SeedGradients`) and set to None.
+    ``all_taps``: seed a tap that no branch read with zeros instead of leaving it out, so that
+    every process of a distributed run makes the same backward calls (``distributed.py``).
     """
     groups = [list(range(len(leaves)))] if groups is None else groups
     for group in reversed(groups):
+        if all_taps:
+            for i in group:
+                if leaves[i].grad is None and trunk_tensors[i].requires_grad:
+                    leaves[i].grad = torch.zeros_like(leaves[i])
         idx = [
             i
             for i in group
@@ -404,7 +410,12 @@ def _branch_step(model, spec, cut, batch, targets, loss_fn):
 
 
 def multitask_backward_lowmem(
-    model, batch: dict, tasks=None, loss_fn: LossFn | None = None, zero_grad: bool = True
+    model,
+    batch: dict,
+    tasks=None,
+    loss_fn: LossFn | None = None,
+    zero_grad: bool = True,
+    all_taps: bool = False,
 ) -> TaskLosses:
     """``multitask_backward(model, batch, memory="low")``: Sec. 4's low-memory schedule.
 
@@ -418,6 +429,8 @@ def multitask_backward_lowmem(
         tasks: restrict training to these task names (default: every task of the model).
         loss_fn: per-sample loss ``(spec, out, batch) -> [B]`` (default ``losses.task_loss``).
         zero_grad: clear ``.grad`` first (``set_to_none``), as the standard backward does.
+        all_taps: back-propagate every tap through the trunk (zeros where no branch read it),
+            so that all processes of a distributed run make the same trunk backward calls.
 
     Returns:
         :class:`~ubernet_lite.training.objective.TaskLosses`.
@@ -450,7 +463,7 @@ def multitask_backward_lowmem(
     release_values(trunk_tensors, needed, protect=[batch["images"]])
 
     # (d) one backward through the (checkpointed) trunk, level by level
-    _backward_into_trunk(trunk_tensors, leaves, groups)
+    _backward_into_trunk(trunk_tensors, leaves, groups, all_taps=all_taps)
     return summarize(per_sample, batch, specs, total)
 
 

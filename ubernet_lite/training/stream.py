@@ -17,19 +17,21 @@ import torch
 from ..data import collate
 
 
-def to_device(batch: dict, device) -> dict:
-    """A collated batch with every tensor (also inside lists and dicts) moved to ``device``."""
+def to_device(batch: dict, device, non_blocking: bool = False) -> dict:
+    """A collated batch with every tensor (also inside lists and dicts) moved to ``device``;
+    ``has_label`` (and ``meta``) stay on the CPU: the optimiser's counters and the choice of
+    branches read them, and the losses move the masks they use."""
 
     def move(x):
         if torch.is_tensor(x):
-            return x.to(device)
+            return x.to(device, non_blocking=non_blocking)
         if isinstance(x, dict):
             return {k: move(v) for k, v in x.items()}
         if isinstance(x, list):
             return [move(v) for v in x]
         return x
 
-    return {k: (v if k == "meta" else move(v)) for k, v in batch.items()}
+    return {k: (v if k in ("meta", "has_label") else move(v)) for k, v in batch.items()}
 
 
 class MicroBatchStream:
@@ -101,13 +103,19 @@ class Prefetcher:
     load.
     """
 
-    def __init__(self, stream: MicroBatchStream, device, prefetch: bool = True):
+    def __init__(self, stream: MicroBatchStream, device, prefetch: bool = True, share=None):
         self.stream, self.device, self.prefetch = stream, device, prefetch
+        self.share = share  # indices -> this process's share of them (distributed runs)
         self._executor: ThreadPoolExecutor | None = None
         self._pending = None  # (stream position before the pending indices, future)
 
-    def load(self, idx: list[int]) -> dict:
-        """Samples ``idx`` of the stream's dataset, collated (on the CPU)."""
+    def load(self, idx: list[int]) -> dict | None:
+        """Samples ``idx`` of the stream's dataset (this process's share of them), collated (on
+        the CPU); None for an empty share."""
+        if self.share is not None:
+            idx = self.share(idx)
+        if not idx:
+            return None
         return collate([self.stream.dataset[i] for i in idx])
 
     def _submit(self) -> None:
@@ -118,16 +126,17 @@ class Prefetcher:
         self._pending = (state, self._executor.submit(self.load, self.stream.next_indices()))
 
     def next_batch(self) -> dict:
-        """The next collated micro-batch, on ``device``."""
+        """The next collated micro-batch, on ``device`` (None: an empty share)."""
         if not self.prefetch:
-            return to_device(self.load(self.stream.next_indices()), self.device)
-        if self._pending is None:
+            batch = self.load(self.stream.next_indices())
+        else:
+            if self._pending is None:
+                self._submit()
+            _, future = self._pending
+            batch = future.result()
+            self._pending = None
             self._submit()
-        _, future = self._pending
-        batch = future.result()
-        self._pending = None
-        self._submit()
-        return to_device(batch, self.device)
+        return None if batch is None else to_device(batch, self.device)
 
     def state_dict(self) -> dict:
         """The sampler position of the *consumed* micro-batches (a prefetched one is not)."""

@@ -63,6 +63,7 @@ from ..config import UberNetConfig
 from ..model import UberNet
 from ..progress import progress_bar
 from ..viz import plot_loss_curves
+from .accel import Speedups, apply_backend_flags, autocast_model, prepare_images, prepare_model
 from .async_sgd import AsyncSGD, SyncSGD, _schedule, poly_schedule
 from .backward import multitask_backward
 from .checkpoint import (
@@ -77,6 +78,17 @@ from .checkpoint import (
     set_rng_state,
 )
 from .data_source import training_data
+from .distributed import (
+    broadcast_module,
+    distributed_backward,
+    gather_rank_states,
+    rank,
+    reduce_losses,
+    shard,
+    sync_tap_batchnorms,
+    world_size,
+)
+from .loader import LoaderFeed
 from .safety import (
     SIGNAL_NAMES,
     NonFiniteError,
@@ -105,12 +117,22 @@ class Trainer:
         progress: show a tqdm bar.
         prefetch: render the next micro-batch in a background thread during the step.
         world: the union's world factory (default the synthetic world; tests pass stand-ins).
+        speedups: bf16 autocast (losses in float32), channels_last and cudnn.benchmark / TF32
+            (:mod:`.accel`); None = on for CUDA devices, off on the CPU.
+        workers: DataLoader worker processes (:class:`.loader.LoaderFeed`, pinned memory,
+            non-blocking copies); 0 = the one prefetching thread. None = 4 on CUDA, else 0.
         **settings: fields of :class:`TrainSettings` (tasks, micro_batch, optimizer, lr, ...,
             ``data="real"`` and ``data_root`` for the paper's real data sets).
 
     With ``data="real"`` the data sets are opened (file lists only) before anything else: a
     missing one raises ``DatasetNotFoundError`` naming it and ``data_scripts/download_<set>.py``;
     with ``eval_images`` the test sets of the trained tasks must be there too.
+
+    **On N processes** (``torchrun``, an initialised ``torch.distributed`` group): every rank
+    draws the same global micro-batches and trains on its share (:mod:`.distributed`); the tap
+    BatchNorms are synchronised, AsyncSGD counts and reduces globally, rank 0 evaluates and
+    writes the logs and the checkpoint (which records ``world_size`` and every rank's local
+    accumulators and RNG states; resume with the same N).
     """
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -128,6 +150,8 @@ class Trainer:
         progress: bool = True,
         prefetch: bool = True,
         world=None,
+        speedups: bool | None = None,
+        workers: int | None = None,
         **settings,
     ):
         self.settings = s = TrainSettings.from_kwargs(settings)
@@ -153,8 +177,16 @@ class Trainer:
         self.union, self.dataset = self.source.union, self.source.dataset
         targets = {cfg.task(t).target for t in self.tasks}
         self.stream = MicroBatchStream(self.union, targets, s.micro_batch, s.seed, self.dataset)
-        self.batches = Prefetcher(self.stream, device, prefetch)
-
+        self.rank, self.world = rank(), world_size()
+        self.speed = Speedups.for_device(device, enabled=speedups)
+        apply_backend_flags(self.speed)
+        share = shard if self.world > 1 else None  # this rank's share of each micro-batch
+        if workers is None:
+            workers = 4 if self.speed.device_type == "cuda" else 0
+        if workers > 0:
+            self.batches = LoaderFeed(self.stream, device, workers, share=share)
+        else:
+            self.batches = Prefetcher(self.stream, device, prefetch, share=share)
         torch.manual_seed(s.seed)
         self.model = UberNet(cfg).to(device)
         if self.image_size < self.model.min_input_size:
@@ -162,16 +194,22 @@ class Trainer:
                 f"image_size {self.image_size} is below the smallest input this network takes "
                 f"({self.model.min_input_size} pixels); use image_size >= {self.model.min_input_size}"
             )
+        if self.world > 1:
+            sync_tap_batchnorms(self.model)
+            broadcast_module(self.model)
+        prepare_model(self.model, self.speed)
         self.opt = self._optimizer()
         self.step = 0
         self.history: list[dict] = []
         self.evals: list[dict] = []
         self.data_time = 0.0
         self.compute_time = 0.0
-        # the RNG stream of training starts here (after model init), in a run and in a resume
-        torch.manual_seed(s.seed + 1)
-        np.random.seed(s.seed + 1)
-        random.seed(s.seed + 1)
+        # the RNG stream of training starts here (after model init), in a run and in a resume;
+        # each rank its own (dropout, the RPN's sampling), rank 0's that of a single process
+        seed = s.seed + 1 + 1000 * self.rank
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
 
     def _optimizer(self) -> AsyncSGD | SyncSGD:
         """Async SGD (Table 1) or its synchronous baseline (Eq. 3-5), poly schedule over the run."""
@@ -183,6 +221,7 @@ class Trainer:
             lr=s.lr, weight_decay=s.weight_decay, momentum=s.momentum, lr_schedule=schedule,
             tasks=self.tasks,
         )  # fmt: skip
+        common["distributed"] = self.world > 1
         if s.optimizer == "async":
             return AsyncSGD(self.model, batch_sizes=s.batch_sizes, **common)
         return SyncSGD(self.model, **common)
@@ -192,12 +231,22 @@ class Trainer:
     def train_step(self) -> dict:
         """One micro-batch: data, ``multitask_backward``, optimiser step; returns the log row."""
         t0 = time.perf_counter()
-        batch = self.batches.next_batch()
+        batch = self.batches.next_batch()  # None: an empty share of a distributed micro-batch
+        if batch is not None:
+            batch["images"] = prepare_images(batch["images"], self.speed)
         t1 = time.perf_counter()
         self.model.train()
-        losses = multitask_backward(
-            self.model, batch, memory=self.settings.memory, tasks=self.tasks
-        )
+        memory = self.settings.memory
+        with autocast_model(self.model, self.speed):
+            if self.world > 1:
+                side = self.image_size
+                empty = torch.zeros(0, 3, side, side, device=self.device)
+                losses = distributed_backward(
+                    self.model, batch, memory=memory, tasks=self.tasks, images_like=empty
+                )
+                losses = reduce_losses(losses, self.tasks)
+            else:
+                losses = multitask_backward(self.model, batch, memory=memory, tasks=self.tasks)
         lr = self.settings.lr * _schedule(self.opt.lr_schedule, self.opt.samples_seen)
         check_finite(self.step + 1, losses, losses.total, lr, self.model.parameters())
         updated = self.opt.step(batch)
@@ -217,7 +266,8 @@ class Trainer:
     def run(self, steps: int | None = None) -> list[dict]:
         """Train until ``steps`` (default: the trainer's ``steps``); returns the loss history."""
         steps = self.steps if steps is None else int(steps)
-        bar = progress_bar(total=steps, initial=self.step, desc="train", enabled=self.progress)
+        show = self.progress and self.rank == 0
+        bar = progress_bar(total=steps, initial=self.step, desc="train", enabled=show)
         with StopOnSignal() as stop:
             try:
                 while self.step < steps and stop.signum is None:
@@ -225,7 +275,8 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{row['total']:.3g}")
                     if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
-                        self.evaluate()
+                        if self.rank == 0:
+                            self.evaluate()
                     if (
                         self.out is not None
                         and self.checkpoint_every
@@ -241,10 +292,12 @@ class Trainer:
             if stop.signum is not None:
                 self._interrupted(stop.signum)
         if self.eval_images and (not self.eval_every or self.step % self.eval_every):
-            self.evaluate()
+            if self.rank == 0:
+                self.evaluate()
         if self.out is not None:
             self.save()
-            self.write_logs()
+            if self.rank == 0:
+                self.write_logs()
         return self.history
 
     def close(self) -> None:
@@ -356,14 +409,25 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "evals": self.evals,
+            "world_size": self.world,
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the checkpoint (atomically, with a checksum) to ``path`` (default
-        ``out/checkpoint.pt``)."""
-        written = save_checkpoint(
-            self.state_dict(), path if path is not None else self.out / CHECKPOINT
-        )
+        ``out/checkpoint.pt``).
+
+        Distributed: every rank must call it (its local state is gathered); rank 0 writes."""
+        path = Path(path) if path is not None else self.out / CHECKPOINT
+        ranks = None
+        if self.world > 1:
+            local = {"rng": rng_state(), "optimizer": self.opt.local_state()}
+            ranks = gather_rank_states(local)
+            if self.rank != 0:
+                return path
+        state = self.state_dict()
+        if ranks is not None:
+            state["ranks"] = ranks
+        written = save_checkpoint(state, path)
         self.last_checkpoint = written
         return written
 
@@ -371,10 +435,21 @@ class Trainer:
         """Restore a checkpoint of a run with the same config and settings (else a clear error)."""
         state = load_checkpoint(path)
         check_compatible(state, self.cfg, self.settings, path)
+        trained_on = int(state.get("world_size", 1))
+        if trained_on != self.world:
+            raise ValueError(
+                f"checkpoint {path} was trained on {trained_on} process(es), this run has "
+                f"{self.world}; resume with the same number (torchrun --nproc_per_node "
+                f"{trained_on}) to continue exactly"
+            )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.batches.load_state_dict(state["stream"])
         set_rng_state(state["rng"])
+        if self.world > 1:  # this rank's own accumulators and RNG streams
+            mine = state["ranks"][self.rank]
+            self.opt.load_local_state(mine["optimizer"])
+            set_rng_state(mine["rng"])
         self.step = int(state["step"])
         self.history, self.evals = list(state["history"]), list(state["evals"])
         self.last_checkpoint = Path(path)
