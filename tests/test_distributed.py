@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 
 from ubernet_lite import UberNet, UberNetConfig, data
 from ubernet_lite.training import AsyncSGD, multitask_backward
+from ubernet_lite.training.checkpoint import load_checkpoint
 from ubernet_lite.training.distributed import (
     SyncTapBatchNorm,
     broadcast_module,
@@ -189,11 +190,11 @@ def test_trainer_on_two_processes_checkpoints_world_size_and_resumes_exactly(tmp
     through, split = tmp_path / "through", tmp_path / "split"
     _spawn(str(through), 4, False)
     _spawn(str(split), 2, False)
-    half = torch.load(split / "checkpoint.pt", weights_only=False)
+    half = load_checkpoint(split / "checkpoint.pt")
     assert half["world_size"] == 2 and len(half["ranks"]) == 2 and half["step"] == 2
     _spawn(str(split), 4, True)
-    a = torch.load(through / "checkpoint.pt", weights_only=False)
-    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    a = load_checkpoint(through / "checkpoint.pt")
+    b = load_checkpoint(split / "checkpoint.pt")
     assert a["step"] == b["step"] == 4 and a["world_size"] == 2
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
