@@ -39,7 +39,7 @@ autodoc_default_options = {"members": True, "show-inheritance": False}
 autodoc_mock_imports = []
 
 html_theme = "furo"
-html_title = "ubernet_lite: UberNet, one network for seven tasks"
+html_title = "ubernet_lite: the UberNet course"
 html_static_path = ["_static"]
 html_favicon = "favicon.svg"  # without one, every browser asks for /favicon.ico (a 404)
 html_show_sourcelink = False  # each page links to its notebook file instead
