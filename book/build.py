@@ -86,6 +86,30 @@ def first_table(markdown: str) -> str:
     return "\n".join(block)
 
 
+def summary_table(results: str) -> str:
+    """One row per task (``task (metrics) | trivial | single-task | seven-task``) from the
+    per-task tables of ``results.md`` (``### Table N: task`` + ``| method | ... |``), as the
+    README's; the first table when there are no such sections."""
+    rows, models = [], ["trivial", "single-task", "seven-task"]
+    sections = re.findall(r"^### Table \d+: (\w+)\s*\n\s*\n((?:\|.*\n?)+)", results, re.M)
+    for task, table in sections:
+        lines = [line.strip().strip("|").split("|") for line in table.strip().splitlines()]
+        header, body = [c.strip() for c in lines[0]], lines[2:]
+        if header[0] != "method":
+            continue
+        values = {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in body}
+        if not all(m in values for m in models):
+            continue
+        metrics = " / ".join(re.sub(r"\s*\((%|deg)\)", "", h) for h in header[1:])
+        cells = [" / ".join(values[m]) for m in models]
+        rows.append(f"| {task.replace('_', ' ')} ({metrics}) | " + " | ".join(cells) + " |")
+    if not rows:
+        return first_table(results)
+    delta = re.search(r"^\*\*Delta_m.*$", results, re.M)
+    table = "| task (metric) | " + " | ".join(models) + " |\n| --- | --- | --- | --- |\n"
+    return table + "\n".join(rows) + (f"\n\n{delta.group(0)}" if delta else "")
+
+
 def series_notebooks(source: Path | None) -> list[tuple[Path, str]]:
     """``(path, where)`` of every series notebook: ``source`` (outputs/notebooks) first."""
     chosen = []
@@ -138,7 +162,7 @@ def landing_page(pages: list[tuple[str, str]], results_md: Path | None, source_l
     for name, _ in pages:  # `00_tour` -> a link to its page
         series = series.replace(f"| `{name}` |", f"| [{name}]({name}.ipynb) |")
     if results_md is not None:
-        table = first_table(results_md.read_text())
+        table = summary_table(results_md.read_text())
         results_from = (
             "from `outputs/results.md` of the latest `make reproduce` ([all tables](results.md))"
         )
@@ -165,7 +189,8 @@ def landing_page(pages: list[tuple[str, str]], results_md: Path | None, source_l
 ## Results
 
 [All tables of the latest run](results.md) and [the API](api.rst) have pages of their own.
-The seven-task model against its single-task and trivial baselines, {results_from}.
+The seven-task model against its single-task and trivial baselines, {results_from}. Values are
+percentages; normals' mean and median are in degrees (lower is better, as is MAE).
 
 {table}
 

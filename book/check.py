@@ -74,7 +74,7 @@ def _fetch(url: str) -> tuple[int, str]:
 # In the page: scroll to the end (lazy images), wait for MathJax, then report what is there.
 _REPORT = """
 const done = arguments[arguments.length - 1];
-window.scrollTo(0, document.body.scrollHeight);
+window.scrollTo({top: document.body.scrollHeight, behavior: "instant"});
 const typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
 typeset.then(() => new Promise(r => setTimeout(r, 200))).then(() => {
   const imgs = [...document.images];
@@ -138,7 +138,7 @@ def check(site: Path, screenshots: Path, width: int = 1280, height: int = 1000) 
                 )
             equations += seen["typeset"]
             if page in SCREENSHOTS:  # what a reader sees first
-                driver.execute_script("window.scrollTo(0, 0)")
+                driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'})")
                 driver.save_screenshot(str(screenshots / SCREENSHOTS[page]))
         broken = 0
         bodies: dict[str, tuple[int, str]] = {}

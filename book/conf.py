@@ -17,7 +17,7 @@ extensions = [
     "sphinx.ext.mathjax",
 ]
 
-exclude_patterns = ["_build", "_notebook_files", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_notebook_files", "_figures", "**.ipynb_checkpoints"]
 
 # Notebooks are rendered as they were executed by `make reproduce` (or as committed).
 nb_execution_mode = "off"
@@ -46,7 +46,7 @@ html_show_sourcelink = False  # each page links to its notebook file instead
 html_copy_source = False
 html_last_updated_fmt = None
 html_theme_options = {"navigation_with_keys": True}
-suppress_warnings = ["mystnb.unknown_mime_type"]
+suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]  # results.md jumps from # to ###
 
 # Docstrings that are not valid reStructuredText (``|Y+|``, ASCII diagrams) are shown verbatim.
 _SPHINX_ONLY = ("Unknown interpreted text role", "Unknown directive type", "No role entry")

@@ -132,3 +132,16 @@ def test_book_in_headless_chromium(site, tmp_path):
     assert result["pages"] >= 14 and result["equations"] > 0 and result["broken_links"] == 0
     for shot in result["screenshots"]:
         assert Path(shot).stat().st_size > 10_000
+
+
+def test_summary_table_has_one_row_per_task():
+    results = (
+        "# Results\n\n### Table 3: semantic\n\n| method | mIoU (%) |\n|---|---|\n| trivial | 13.3 |\n"
+        "| single-task | 17.1 |\n| seven-task | 15.7 |\n\n### Table 8: normals\n\n"
+        "| method | mean (deg) | 30 (%) |\n|---|---|---|\n| trivial | 39.9 | 43.9 |\n"
+        "| single-task | 14.9 | 86.0 |\n| seven-task | 17.5 | 83.3 |\n\n**Delta_m (x): -1.0 %**\n"
+    )
+    table = build.summary_table(results).splitlines()
+    assert table[2] == "| semantic (mIoU) | 13.3 | 17.1 | 15.7 |"
+    assert table[3] == "| normals (mean / 30) | 39.9 / 43.9 | 14.9 / 86.0 | 17.5 / 83.3 |"
+    assert table[-1] == "**Delta_m (x): -1.0 %**"
