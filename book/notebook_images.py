@@ -2,7 +2,8 @@
 
 A notebook draws when a code cell calls matplotlib or the package's pictures (``plt.``, ``viz.``,
 ``fig.``, ``plot_loss_curves``); it must then hold at least one ``image/png`` output, and every
-cell that calls ``plt.show()`` must hold one. Usage: ``python book/notebook_images.py
+cell that calls ``plt.show()`` must hold one (except an ``interact`` cell: its figures live in
+the widget, which a static copy does not keep). Usage: ``python book/notebook_images.py
 outputs/notebooks`` (or any notebooks or folders); exit status 1 when one lacks a figure.
 """
 
@@ -16,6 +17,7 @@ import nbformat
 
 DRAWS = re.compile(r"\bplt\.|\bviz\.|\bfig\.|\bplot_loss_curves\(|\bqualitative_figure\(")
 SHOWS = re.compile(r"^\s*plt\.show\(\)", re.MULTILINE)
+INTERACT = re.compile(r"\binteract(ive)?\(")
 
 
 def _images(cell) -> int:
@@ -39,7 +41,8 @@ def missing_figures(path: str | Path) -> list[str]:
     if not any(_images(c) for c in code):
         problems.append(f"{path.name}: draws figures but holds no image/png output")
     for c in code:
-        if SHOWS.search(c.source) and not _images(c) and c.get("execution_count") is not None:
+        live = INTERACT.search(c.source)  # a widget's figures live in its state, not the file
+        if SHOWS.search(c.source) and not live and not _images(c) and c.get("execution_count"):
             first = c.source.strip().splitlines()[0][:60]
             problems.append(f"{path.name}: cell {c.get('id')} ({first!r}) shows no figure")
     return problems
