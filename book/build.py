@@ -131,13 +131,13 @@ def stage_notebook(path: Path, where: str, src: Path) -> tuple[str, str, int]:
     files = src / "_notebook_files"
     files.mkdir(exist_ok=True)
     shutil.copy2(path, files / path.name)
-    note = (
-        f"```{{admonition}} This page is the notebook `notebooks/{path.name}`\n"
+    note = (  # a colon fence: a backtick fence's info string may not hold backticks
+        f":::{{admonition}} This page is the notebook `notebooks/{path.name}`\n"
         f":class: note\n\n"
         f"Rendered from {where}; nothing was re-executed for this page. "
         f"Download the executed notebook: {{download}}`{path.name} <_notebook_files/{path.name}>`; "
         f"its source is `notebooks/{path.name}` in the repository (run it with `make lab`).\n"
-        f"```"
+        f":::"
     )
     title = path.stem
     md = next((c for c in nb.cells if c.cell_type == "markdown"), None)

@@ -114,6 +114,7 @@ def test_book_pages_link_back_and_load_nothing_from_other_hosts(site):
         page = (site / f"{name}.html").read_text()
         link = re.search(rf'href="(_downloads/[0-9a-f]+/{name}\.ipynb)"', page)
         assert link and (site / link.group(1)).is_file(), name
+        assert "admonition-title" in page and "{admonition}" not in page, name
     assert "semantic" in (site / "results.html").read_text()
     assert "UberNetConfig" in (site / "api.html").read_text()
     for page in site.rglob("*.html"):
