@@ -14,9 +14,8 @@ DATA ?= synthetic
 DEVICE ?= cpu
 DATA_ROOT ?=
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-export MPLBACKEND := Agg
 
-.PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean
+.PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean book book-check
 
 # `make setup`: (re)creates .venv when it is missing or older than the files that define it.
 setup: $(STAMP) $(KERNEL_JSON)
@@ -34,7 +33,7 @@ $(KERNEL_JSON): $(STAMP)
 test: setup test-unit test-notebooks
 
 test-unit: setup
-	$(PY) -m pytest tests -q
+	MPLBACKEND=Agg $(PY) -m pytest tests -q
 
 test-notebooks: setup
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks -q
@@ -56,6 +55,16 @@ notebooks-refresh: setup
 	@for nb in $(NB); do \
 	  echo "== $$nb"; TQDM_DISABLE=1 $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) $$nb $$nb --no-progress-bar || exit 1; \
 	done
+
+# The series as a static site in outputs/book/ (open outputs/book/index.html): the notebooks that the
+# latest `make reproduce` executed (outputs/notebooks/; absent: the committed ones), nothing re-executed.
+book: setup
+	$(PY) book/build.py
+
+# Every page of outputs/book/ in headless Chromium; screenshots in outputs/book-screenshots/.
+# Says so and passes when Chromium is not installed (apt-get install -y chromium chromium-driver).
+book-check: book
+	$(PY) book/check.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks

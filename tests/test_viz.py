@@ -65,6 +65,9 @@ def test_qualitative_figure_grid():
     fig = viz.qualitative_figure(torch.rand(B, 3, H, W), preds)
     assert len(fig.axes) == B * 8
     assert len(fig.axes[1].patches) == 1 and len(fig.axes[9].patches) == 0  # score threshold
+    texts = [[t.get_text() for t in fig.axes[i].texts] for i in (1, 9)]
+    assert not any(t.startswith("no box") for t in texts[0])
+    assert any(t.startswith("no box >= 0.5 (best 0.10)") for t in texts[1])
     fig = viz.qualitative_figure(torch.rand(1, 3, H, W), {"normals": preds["normals"][:1]})
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert len(fig.axes) == 8 and texts.count("no branch") == 6
@@ -94,5 +97,12 @@ def test_colour_conventions():
     sb = torch.zeros(6, 2, 2, dtype=torch.uint8)
     sb[3, 0, 0] = 1
     assert np.allclose(viz.semantic_boundaries_to_rgb(sb)[0, 0], viz.palette()[4])
+    assert np.allclose(viz.semantic_boundaries_to_rgb(sb, threshold=0.5)[0, 0], viz.palette()[4])
+    assert np.allclose(viz.semantic_boundaries_to_rgb(sb)[1, 1], 1)
+    soft = torch.zeros(6, 2, 2)
+    soft[2, 0, 0], soft[4, 0, 0] = 0.3, 0.1  # a weak prediction: below 0.5, still drawn
+    expected = 1 - 0.3 * (1 - viz.palette()[3])
+    assert np.allclose(viz.semantic_boundaries_to_rgb(soft)[0, 0], expected, atol=1e-6)
+    assert np.allclose(viz.semantic_boundaries_to_rgb(soft, threshold=0.5)[0, 0], 1)
     with pytest.raises(ValueError, match=r"\[3, H, W\]"):
         viz.normals_to_rgb(torch.zeros(2, 2))

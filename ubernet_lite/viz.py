@@ -116,20 +116,31 @@ def map_to_rgb(values) -> np.ndarray:
     return rgb
 
 
-def semantic_boundaries_to_rgb(maps, threshold: float = 0.5) -> np.ndarray:
-    """[K, H, W] per-class contours (or probabilities) -> [H, W, 3], each contour pixel in the
-    colour of the first class above ``threshold`` (class k in the palette's colour k + 1)."""
+def semantic_boundaries_to_rgb(maps, threshold: float | None = None) -> np.ndarray:
+    """[K, H, W] per-class contours (or probabilities) -> [H, W, 3] on white.
+
+    ``threshold=None`` (default): each pixel in the colour of its strongest class (class k in the
+    palette's colour k + 1), blended with white by that class's value, so that a prediction whose
+    probabilities stay below 0.5 still shows where it puts boundaries (binary labels look the
+    same either way). With a ``threshold``: each pixel above it in the colour of the first class
+    above it, the rest white. 255 (ignore) everywhere: light red."""
     m = _np(maps).astype(np.float32)
     if m.ndim != 3:
         raise ValueError(f"semantic_boundaries_to_rgb: expected maps [K, H, W], got {m.shape}")
     ignore = (m == IGNORE).all(axis=0)
-    on = (m > threshold) & (m != IGNORE)
+    valid = np.where(m == IGNORE, 0.0, m)
     rgb = np.ones((*m.shape[1:], 3), dtype=np.float32)
-    any_on = on.any(axis=0)
-    first = on.argmax(axis=0)
-    rgb[any_on] = _PALETTE[first[any_on] + 1]
+    if threshold is None:
+        strength = np.clip(valid.max(axis=0), 0.0, 1.0)[..., None]
+        colour = _PALETTE[valid.argmax(axis=0) + 1]
+        rgb = 1.0 - strength * (1.0 - colour)
+    else:
+        on = (m > threshold) & (m != IGNORE)
+        any_on = on.any(axis=0)
+        first = on.argmax(axis=0)
+        rgb[any_on] = _PALETTE[first[any_on] + 1]
     rgb[ignore] = (1.0, 0.8, 0.8)
-    return rgb
+    return rgb.astype(np.float32)
 
 
 def draw_boxes(
@@ -327,7 +338,15 @@ def qualitative_figure(
                     continue
                 sample.update(_prediction_panel(key, predictions[key], b, class_names))
                 if key == "detection" and sample.get("scores") is not None:
-                    keep = _np(sample["scores"]) >= score_threshold
+                    scores = _np(sample["scores"]).reshape(-1)
+                    keep = scores >= score_threshold
+                    if not keep.any():  # say so, rather than an image that looks unprocessed
+                        best = f" (best {scores.max():.2f})" if scores.size else ""
+                        ax.text(
+                            0.5, 0.04, f"no box >= {score_threshold:g}{best}",
+                            transform=ax.transAxes, ha="center", va="bottom", fontsize=6,
+                            color="white", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1},
+                        )  # fmt: skip
                     sample = {
                         **sample,
                         "boxes": _np(sample["boxes"]).reshape(-1, 4)[keep],
