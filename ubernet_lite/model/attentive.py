@@ -216,11 +216,14 @@ class AttentiveUberNet(UberNet):
         return [p for p in self.task_parameters(name) if id(p) not in head]
 
     # ---------------------------------------------------------------- the conditioned trunk
-    def trunk_taps(self, x: torch.Tensor, task: str | None) -> list[torch.Tensor]:
+    def trunk_taps(
+        self, x: torch.Tensor, task: str | None, gates: list | None = None
+    ) -> list[torch.Tensor]:
         """The six taps C_1..C_6 of one pyramid level, conditioned on ``task``.
 
         [B, 3, h, w] -> six [B, C_b, h_b, w_b] as ``VGGTrunk.forward``; with SE, tap b is
         ``s_t^b * block_b(...)``; with adapters, block b's first conv is ``conv + A_t^b``.
+        ``gates``: a list that receives the six SE gates s_t^b [B, C_b] (when SE is on).
         """
         if not self.conditioned:
             return self.trunk(x)
@@ -237,9 +240,22 @@ class AttentiveUberNet(UberNet):
                 else:
                     x = layer(x)
             if self.use_se:
-                x = self.se[b](x, task)  # task-specific SE modulation of block b
+                gate = self.se[b].gate(x, task)  # s_t^b: [B, C_b]
+                if gates is not None:
+                    gates.append(gate)
+                x = x * gate[:, :, None, None]  # task-specific SE modulation of block b
             taps.append(x)
         return taps
+
+    @torch.no_grad()
+    def se_gates(self, images: torch.Tensor, task: str) -> list[torch.Tensor]:
+        """Task ``task``'s SE gates on the images (finest pyramid level): six [B, C_b] in (0, 2)."""
+        if not self.use_se:
+            raise ValueError("this AttentiveUberNet has no SE gates (se=False)")
+        (task,) = self._check_tasks([task])
+        gates: list[torch.Tensor] = []
+        self.trunk_taps(images, task, gates=gates)
+        return gates
 
     def encode(self, images: torch.Tensor, task: str | None = None) -> PyramidFeatures:
         """UberNet's ``encode`` with the trunk conditioned on ``task`` (needed when SE/adapters

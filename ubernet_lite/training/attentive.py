@@ -320,6 +320,20 @@ class AttentiveHistory:
     updates: dict = field(default_factory=dict)
 
 
+def _draw_batch(dataset, batch_size: int, gen: torch.Generator, targets, tries: int = 100) -> dict:
+    """A random micro-batch with at least one label for the model's targets (a union's member
+    may carry none of them: such a batch has no gradient and is drawn again)."""
+    for _ in range(tries):
+        idx = torch.randint(len(dataset), (batch_size,), generator=gen).tolist()
+        batch = collate([dataset[i] for i in idx])
+        if any(bool(batch["has_label"][t].any()) for t in targets):
+            return batch
+    raise ValueError(
+        f"{tries} random micro-batches carried no label for the model's targets {sorted(targets)}; "
+        "train on a data set that labels them"
+    )
+
+
 def train_attentive(
     model,
     dataset,
@@ -347,7 +361,8 @@ def train_attentive(
     The discriminator (if any) learns with Adam (``disc_lr``) on its mean gradient per pass.
 
     Args:
-        dataset: sample dicts (a ``DiverseUnion`` or ``SynthWorld``), drawn with replacement.
+        dataset: sample dicts (a ``DiverseUnion`` or ``SynthWorld``), drawn with replacement;
+            a micro-batch without any label for the model's tasks is drawn again.
         heldout / eval_every / heldout_samples: where, how often and on how many samples D's
             held-out accuracy is measured (:func:`evaluate_discriminator`), plus once at the end.
         log: optional ``f(step, losses)`` called after every step.
@@ -365,9 +380,9 @@ def train_attentive(
     device = next(model.parameters()).device
     hist = AttentiveHistory()
     model.train()
+    targets = {s.target for s in model_tasks(model).values()}
     for step in range(1, steps + 1):
-        idx = torch.randint(len(dataset), (batch_size,), generator=gen).tolist()
-        batch = collate([dataset[i] for i in idx])
+        batch = _draw_batch(dataset, batch_size, gen, targets)
         batch = {**batch, "images": batch["images"].to(device)}
         if plain:
             losses = multitask_backward(model, batch)
