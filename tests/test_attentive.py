@@ -282,3 +282,37 @@ def test_async_sgd_groups_and_updates_on_a_union_batch():
         return any(not torch.equal(a, b) for a, b in zip(before[n], now, strict=True))
 
     assert moved("semantic") and not moved("normals") and not moved("saliency")
+
+
+def test_se_gates_start_at_one_and_are_per_task():
+    _, ast = _twins(se=True, adapters=False)
+    x = torch.rand(2, 3, 64, 64)
+    gates = ast.se_gates(x, "semantic")
+    assert [tuple(g.shape) for g in gates] == [(2, c) for c in ast.trunk.tap_channels]
+    assert all(torch.equal(g, torch.ones_like(g)) for g in gates)  # 2 sigmoid(0) = 1
+    _perturb(ast.modulation_parameters("normals"))
+    assert all(torch.equal(g, torch.ones_like(g)) for g in ast.se_gates(x, "semantic"))
+    assert any((g - 1).abs().max() > 1e-3 for g in ast.se_gates(x, "normals"))
+    _, no_se = _twins(se=False, adapters=True)
+    with pytest.raises(ValueError, match="no SE gates"):
+        no_se.se_gates(x, "semantic")
+
+
+def test_conditioned_model_needs_a_task_per_pass():
+    _, ast = _twins(se=True, adapters=False)
+    with pytest.raises(ValueError, match="one task per pass"):
+        ast.trunk_taps(torch.rand(1, 3, 64, 64), None)
+
+
+def test_draw_batch_skips_batches_without_the_models_labels():
+    union = ul.data.diverse_union(split="train", size=64, length=40)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        batch = ta._draw_batch(union, 2, gen, {"saliency"})
+        assert bool(batch["has_label"]["saliency"].any())
+    world = ul.data.SynthWorld(split="train", size=64, length=4)
+    samples = [world[i] for i in range(4)]
+    for s in samples:
+        s["has_label"] = dict.fromkeys(s["has_label"], False)
+    with pytest.raises(ValueError, match="no label"):
+        ta._draw_batch(samples, 2, gen, {"semantic"}, tries=3)
