@@ -130,9 +130,17 @@ def test_low_memory_peak_does_not_grow_with_tasks():
 def test_low_memory_peak_at_seven_tasks_is_far_below_standard():
     """A regression guard for Sec. 4's gain at a small lite setting (seven tasks, 64 px): the
     tap values are released before the trunk's backward, the deep-supervision losses run one
-    output at a time and detection runs first. Before those, low was 0.58x standard here."""
+    output at a time and detection runs first. Before those, low was 0.58x standard here.
+
+    The guard is on low's own bytes, which the CPU profiler counts deterministically: 4,270,328
+    before the cheaper step of issue 14 (4,301,304 after it; the separable RoIAlign, an autograd
+    Function that saves only its axis weights, costs 0.7 %). The ratio to standard was 0.27 until
+    the MIL loss gathered its bags at the annotated pixels only, which took a third off the
+    standard peak (15.7 -> 10.3 MB) and not off low's (whose peak is in the trunk's backward):
+    0.42 now, so the ratio is held at 0.45 and the bytes at +2 %."""
     r = measure("lite", 7, 64, ["standard", "low"])
-    assert r["low"]["peak"] < 0.4 * r["standard"]["peak"]
+    assert r["low"]["peak"] <= 1.02 * 4_270_328
+    assert r["low"]["peak"] < 0.45 * r["standard"]["peak"]
     assert r["low"]["peak_with_grads"] >= r["low"]["peak"]
 
 
