@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from ubernet_lite import bench
-from ubernet_lite.training import gpu_bench
+from ubernet_lite.bench import gpu as gpu_bench
 
 
 def test_gpu_bench_runs_small_on_the_cpu(capsys):
-    assert bench.BENCHMARKS["gpu"] == "ubernet_lite.training.gpu_bench"
+    assert bench.BENCHMARKS["gpu"] == "ubernet_lite.bench.gpu"
     argv = ["--device", "cpu", "--preset", "lite", "--size", "48", "--repeats", "1"]
     argv += ["--budget-gib", str(16 / 1024), "--widest-steps", "1"]
     assert bench.main(["gpu", *argv]) == 0

@@ -3,10 +3,11 @@
 | name         | what it measures                                          | module          |
 | ------------ | --------------------------------------------------------- | --------------- |
 | forward      | one shared trunk vs seven single-task networks; lite step | forward.py      |
-| data         | SynthWorld samples per second                             | data.py         |
-| train        | training step throughput                                  | train.py        |
+| data         | SynthWorld samples/s; ``--real``: the DataLoader feed     | data.py, loader.py |
+| train        | the step against the trunk (ratio), training throughput   | train.py        |
 | memory       | peak memory, standard vs low-memory backward (Sec. 4)     | memory.py       |
 | boundaries   | boundary evaluation (ODS / OIS / AP)                      | boundaries.py   |
+| gpu          | paper preset on a GPU: inference, images/s, peak, widest  | gpu.py          |
 
 Every benchmark module has ``main(argv: list[str]) -> int | None``. The dispatcher imports only
 the module asked for: each pulls in its own heavy dependencies (torch, scipy, matplotlib).
@@ -24,7 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "ubernet_lite.bench.train",
     "memory": "ubernet_lite.bench.memory",
     "boundaries": "ubernet_lite.bench.boundaries",
-    "gpu": "ubernet_lite.training.gpu_bench",
+    "gpu": "ubernet_lite.bench.gpu",
 }
 
 

@@ -21,7 +21,7 @@ import time
 
 from ..data.synthetic.scene import STYLES
 from ..data.synthetic.world import SPLITS, SynthWorld
-from ..training import loader_bench
+from . import loader as loader_bench
 
 #: Samples per chunk for the chunked (median) rate.
 CHUNK = 25
@@ -78,7 +78,7 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def main(argv=None) -> list[dict]:
-    if argv is not None and "--real" in argv:  # the DataLoader on the real sets: loader_bench
+    if argv is not None and "--real" in argv:  # the DataLoader on the real sets: bench/loader.py
         return loader_bench.main(argv)
     parser = argparse.ArgumentParser(
         prog="python -m ubernet_lite.bench data", description="SynthWorld samples per second"

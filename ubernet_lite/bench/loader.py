@@ -18,9 +18,9 @@ import time
 from ..data import TransformedDataset
 from ..data.real import real_transforms
 from ..tasks import TARGETS
-from .loader import LoaderFeed
-from .real_data import real_training_union
-from .stream import MicroBatchStream
+from ..training.loader import LoaderFeed
+from ..training.real_data import real_training_union
+from ..training.stream import MicroBatchStream
 
 
 def measure(root, size: int, workers: int, batches: int, micro_batch: int, seed: int = 0) -> dict:

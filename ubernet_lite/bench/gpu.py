@@ -32,12 +32,18 @@ import time
 
 import torch
 
-from ..bench.memory import bench_batch
 from ..config import UberNetConfig
 from ..model import UberNet
-from .accel import Speedups, apply_backend_flags, autocast_model, prepare_images, prepare_model
-from .backward import multitask_backward
-from .memory import peak_memory
+from ..training.accel import (
+    Speedups,
+    apply_backend_flags,
+    autocast_model,
+    prepare_images,
+    prepare_model,
+)
+from ..training.backward import multitask_backward
+from ..training.memory import peak_memory
+from .memory import bench_batch
 
 GIB = 1024**3
 MIB = 1024**2
