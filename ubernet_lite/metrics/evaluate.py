@@ -93,7 +93,8 @@ def evaluate(
     """Evaluate ``model`` on ``dataset``, task by task.
 
     Args:
-        model: an :class:`ubernet_lite.UberNet` (put in eval mode here; left in eval mode).
+        model: an :class:`ubernet_lite.UberNet` (put in eval mode here; the mode it had, train or
+            eval, is restored on return, so a training step can follow).
         dataset: a sequence of sample dicts (docs/design.md), e.g. ``SynthWorld(split="val")``.
         tasks: task names (default: every task of the model; then a task without any labelled
             sample is left out of the result, while a requested one is an error).
@@ -115,25 +116,29 @@ def evaluate(
     names = [s.name for s in specs]
     meters = {s.name: make_meter(s, num_thresholds, workers) for s in specs}
     seen = dict.fromkeys(names, 0)
+    was_training = model.training
     model.eval()
     model.to(device)
-    starts = range(0, n, batch_size)
-    for start in progress_bar(starts, enabled=progress, desc="evaluate", unit="batch"):
-        samples = [dataset[i] for i in range(start, min(start + batch_size, n))]
-        batch = collate(samples)
-        wanted = [s for s in specs if bool(torch.as_tensor(batch["has_label"][s.target]).any())]
-        if not wanted:
-            continue
-        out = model(batch["images"].to(device), tasks=[s.name for s in wanted])
-        for spec in wanted:
-            labelled = torch.as_tensor(batch["has_label"][spec.target]).bool().tolist()
-            pred = out[spec.name]
-            for i, ok in enumerate(labelled):
-                if not ok:
-                    continue
-                h, w = batch["image_sizes"][i]
-                _update(meters[spec.name], spec, pred, batch, i, h, w)
-                seen[spec.name] += 1
+    try:
+        starts = range(0, n, batch_size)
+        for start in progress_bar(starts, enabled=progress, desc="evaluate", unit="batch"):
+            samples = [dataset[i] for i in range(start, min(start + batch_size, n))]
+            batch = collate(samples)
+            wanted = [s for s in specs if bool(torch.as_tensor(batch["has_label"][s.target]).any())]
+            if not wanted:
+                continue
+            out = model(batch["images"].to(device), tasks=[s.name for s in wanted])
+            for spec in wanted:
+                labelled = torch.as_tensor(batch["has_label"][spec.target]).bool().tolist()
+                pred = out[spec.name]
+                for i, ok in enumerate(labelled):
+                    if not ok:
+                        continue
+                    h, w = batch["image_sizes"][i]
+                    _update(meters[spec.name], spec, pred, batch, i, h, w)
+                    seen[spec.name] += 1
+    finally:
+        model.train(was_training)
     rows = {}
     for spec in specs:
         if seen[spec.name] == 0:
