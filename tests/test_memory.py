@@ -176,6 +176,7 @@ def test_memory_bench_quick(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "low-memory peak at 3 tasks within 10%" in out
+    assert "--quick: a smoke run" in out and "says nothing about them" in out
     assert (tmp_path / "memory_bench.png").stat().st_size > 0
     lines = (tmp_path / "memory_bench.csv").read_text().splitlines()
     assert len(lines) == 1 + 2 * 3  # header + 2 task counts x 3 schedules

@@ -522,6 +522,12 @@ def main(argv: list[str] | None = None) -> int:
     if size_rows and not (args.no_verify or args.quick) and len(size_rows) > 1:
         checks += _verify_widest(args, size_rows, big_preset, big_size)
     print(f"\n== targets (total {time.perf_counter() - t0:.0f} s)")
+    if args.quick:
+        print(
+            "(--quick: a smoke run at tiny lite sizes, where fixed costs dominate; the targets "
+            "are set for the full settings, so NOT MET here says nothing about them: run without "
+            "--quick to check them)"
+        )
     for text, ok in checks:
         print(f"[{'MET' if ok else 'NOT MET'}] {text}")
     _save(args, task_rows, size_rows, names, size, big_preset, big_size)
