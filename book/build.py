@@ -229,8 +229,10 @@ def results_page(outputs: Path, src: Path) -> str:
             shutil.copy2(json_file, figures / "results.json")
             files += ", {download}`results.json <_figures/results.json>`"
         body = (
-            f"{head}\n\nThis page is `outputs/results.md`, written by notebook "
-            f"[10_results](10_results.ipynb) in the latest `make reproduce` ({files}).\n\n{rest}"
+            f"{head}\n\nThis page is `outputs/results.md`, written by notebooks "
+            f"[10_results](10_results.ipynb) and "
+            f"[11_attentive_single_tasking](11_attentive_single_tasking.ipynb) "
+            f"in the latest `make reproduce` ({files}).\n\n{rest}"
         )
     else:
         body = (

@@ -316,3 +316,42 @@ def test_draw_batch_skips_batches_without_the_models_labels():
         s["has_label"] = dict.fromkeys(s["has_label"], False)
     with pytest.raises(ValueError, match="no label"):
         ta._draw_batch(samples, 2, gen, {"semantic"}, tries=3)
+
+
+# ---------------------------------------------------------------- notebook 11's cached runs
+
+
+def _fresh_run(seed=0):
+    torch.manual_seed(seed)
+    model = AttentiveUberNet(_cfg(), se=True, adapters=False)
+    return model, ta.make_discriminator(model)
+
+
+def test_cached_attentive_run_trains_once_then_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("UBERNET_OUTPUTS", str(tmp_path))
+    world = ul.data.SynthWorld(split="train", size=64, length=8)
+    val = ul.data.SynthWorld(split="val", size=64, length=2)
+    kw = dict(batch_size=2, heldout=val, heldout_samples=2, data_key={"size": 64, "seed": 0})
+    model, disc = _fresh_run()
+    first = ul.series.cached_attentive_run("ast", model, world, 2, discriminator=disc, **kw)
+    assert not first.cached and (tmp_path / "runs" / "ast" / "attentive.pt").is_file()
+    assert not first.model.training and len(first.history.losses) == 2
+    model2, disc2 = _fresh_run()
+    second = ul.series.cached_attentive_run("ast", model2, world, 2, discriminator=disc2, **kw)
+    assert second.cached and second.seconds == first.seconds
+    assert second.history.heldout == first.history.heldout
+    assert second.history.losses == first.history.losses
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(disc.state_dict().values(), disc2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # another number of steps, other initial weights or another data key: another key ...
+    key = ul.series.attentive.run_key(*_fresh_run(), 2, kw["data_key"], batch_size=2)
+    for steps, seed, data_key in ((3, 0, kw["data_key"]), (2, 1, kw["data_key"]), (2, 0, {})):
+        m, d = _fresh_run(seed)
+        assert ul.series.attentive.run_key(m, d, steps, data_key, batch_size=2) != key
+    assert ul.series.attentive.run_key(*_fresh_run(), 2, kw["data_key"], batch_size=2) == key
+    # ... and a run cached with another key is trained again
+    m, d = _fresh_run()
+    again = ul.series.cached_attentive_run("ast", m, world, 1, discriminator=d, **kw)
+    assert not again.cached and len(again.history.losses) == 1

@@ -90,3 +90,25 @@ def test_notebook_10_tables_margins_and_table_9():
         "| 1 | 22.0 | 11.0 |",
         "| 50 | diverged | diverged |",
     ]
+
+
+def test_results_md_parts_are_kept_and_rewritten_in_place(tmp_path):
+    path = tmp_path / "results.md"
+    results.write_results_section(path, "x\n\n### Delta_m\n\n| a |", title="Attentive (nb 11)")
+    results.write_results_section(path, "# Results\n\n### Table 3: semantic\n\n| m |\n")
+    once = path.read_text()
+    assert once.startswith("# Results\n") and once.index("### Table 3") < once.index("## Attentive")
+    results.write_results_section(path, "x\n\n### Delta_m\n\n| a |", title="Attentive (nb 11)")
+    results.write_results_section(path, "# Results\n\n### Table 3: semantic\n\n| m |\n")
+    assert path.read_text() == once  # idempotent
+    results.write_results_section(path, "y", title="Attentive (nb 11)")
+    text = path.read_text()
+    assert "# Results\n\n### Table 3: semantic\n\n| m |\n" in text and "| a |" not in text
+    assert text.count("## Attentive (nb 11)") == 1 and text.rstrip().endswith("y")
+    with pytest.raises(ValueError, match="'## ' headings"):
+        results.write_results_section(path, "## another\n")
+
+
+def test_cost_table():
+    table = results.cost_table({"UberNet": dict(delta=-0.0351, params=1234567, flops=2.5e9)})
+    assert table.splitlines()[2] == "| UberNet | -3.5 | 1,234,567 | 2.500 |"

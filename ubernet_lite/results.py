@@ -10,13 +10,16 @@ multi-task model is better on average.
 
 Notebook 10's tables: :func:`paper_tables` (one table per task in the paper's columns, Tables
 2-8), :func:`delta_m_summary`, :func:`baseline_margins` (each task's primary metric against the
-trivial baseline) and :func:`weight_sweep_table` (Table 9).
+trivial baseline) and :func:`weight_sweep_table` (Table 9). Notebook 11's: :func:`task_table` per
+task and :func:`cost_table` (Delta_m, parameters, FLOPs). Both write their part of
+``outputs/results.md`` with :func:`write_results_section`, leaving the other's part as it is.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .metrics.evaluate import COLUMNS as METRIC_COLUMNS
 from .tasks import TASKS
@@ -186,3 +189,56 @@ def weight_sweep_table(sweep: dict[float, dict | None], tasks) -> str:
             cells = [format_value(t, PRIMARY[t], r[t][PRIMARY[t]]) for t in tasks]
         lines.append(f"| {gamma:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cost_table(summary: dict[str, dict]) -> str:
+    """The comparison of notebook 11 in Markdown: one row per method of ``summary`` (method ->
+    ``{"delta": Delta_m fraction, "params": int, "flops": FLOPs per image}``)."""
+    lines = [
+        "| method | Delta_m vs single-task (%) | parameters | GFLOPs per image |",
+        "|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        lines.append(
+            f"| {name} | {100 * s['delta']:+.1f} | {s['params']:,d} | {s['flops'] / 1e9:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _split_sections(text: str) -> tuple[str, dict[str, str]]:
+    """``(preamble, {title: body})`` of a Markdown file cut at its ``## title`` lines."""
+    preamble, sections, title = [], {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            title = line[3:].strip()
+            sections[title] = ""
+        elif title is None:
+            preamble.append(line)
+        else:
+            sections[title] += line
+    return "".join(preamble), sections
+
+
+def write_results_section(path: str | Path, body: str, title: str | None = None) -> Path:
+    """Write one notebook's part of ``outputs/results.md``, keeping the other notebooks' parts.
+
+    The file is a preamble (notebook 10's tables: no ``## `` heading in it) followed by
+    ``## title`` sections. ``title=None`` replaces the preamble; a title replaces that section
+    (or appends it), so re-running a notebook rewrites its own part only.
+
+    Returns the path.
+    """
+    path = Path(path)
+    if any(line.startswith("## ") for line in body.splitlines()):
+        raise ValueError("a part of results.md may not hold '## ' headings; use '### ' inside it")
+    preamble, sections = _split_sections(path.read_text()) if path.is_file() else ("", {})
+    body = body.strip("\n") + "\n"
+    if title is None:
+        preamble = body
+    else:
+        sections[title.strip()] = "\n" + body
+    parts = [preamble.rstrip("\n") + "\n"] if preamble.strip() else []
+    parts += [f"\n## {t}\n" + b.rstrip("\n") + "\n" for t, b in sections.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(parts).lstrip("\n"))
+    return path

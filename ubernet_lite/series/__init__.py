@@ -3,12 +3,15 @@
 * :mod:`.runs` -- :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
   :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
+* :mod:`.attentive` -- :func:`cached_attentive_run`: notebook 11's attentive single-tasking
+  runs, trained once and loaded from ``outputs/runs/<name>``;
 * :mod:`.results_data` -- :func:`results_data`: the synthetic test split or each task's real
   test set (notebooks 00 and 10).
 
 The network config of a run is :func:`ubernet_lite.config.make_config`.
 """
 
+from .attentive import AttentiveRun, cached_attentive_run
 from .pool import train_runs
 from .results_data import RealResults, ResultsData, SyntheticResults, results_data
 from .runs import (
@@ -21,9 +24,11 @@ from .runs import (
 )
 
 __all__ = [
+    "AttentiveRun",
     "RealResults",
     "ResultsData",
     "SyntheticResults",
+    "cached_attentive_run",
     "cached_run",
     "results_data",
     "run_dir",

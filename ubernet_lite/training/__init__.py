@@ -9,9 +9,22 @@
   ``settings.py``, ``data_source.py``, ``stream.py``, ``checkpoint.py``).
 * :func:`peak_memory` and the low-memory backward of Sec. 4 (``multitask_backward(memory="low")``).
 * ``real_data`` -- the paper's real data sets: union, test sets, evaluation at the images' size.
+* ``attentive`` -- attentive single-tasking: :func:`attentive_backward` (one pass per labelled
+  task, the discriminator's reversed gradient), :func:`train_attentive`.
 """
 
 from .async_sgd import AsyncSGD, SyncSGD, partition_parameters, poly_schedule, resolve_batch_sizes
+from .attentive import (
+    AttentiveHistory,
+    AttentiveLosses,
+    attentive_backward,
+    collect_task_gradients,
+    discriminated_tasks,
+    discriminator_accuracy,
+    evaluate_discriminator,
+    make_discriminator,
+    train_attentive,
+)
 from .backward import BACKWARD_MODES, multitask_backward, register_backward
 from .memory import peak_memory
 from .objective import TaskLosses, labelled_tasks, masked_objective, task_objective
@@ -20,13 +33,21 @@ from .trainer import Trainer, train
 
 __all__ = [
     "AsyncSGD",
+    "AttentiveHistory",
+    "AttentiveLosses",
     "BACKWARD_MODES",
     "SyncSGD",
     "ShortestSidePredictor",
     "TaskLosses",
     "Trainer",
+    "attentive_backward",
+    "collect_task_gradients",
+    "discriminated_tasks",
+    "discriminator_accuracy",
+    "evaluate_discriminator",
     "evaluate_test_sets",
     "labelled_tasks",
+    "make_discriminator",
     "masked_objective",
     "multitask_backward",
     "partition_parameters",
@@ -37,4 +58,5 @@ __all__ = [
     "resolve_batch_sizes",
     "task_objective",
     "train",
+    "train_attentive",
 ]
