@@ -13,6 +13,7 @@ PRESET ?= lite
 DATA ?= synthetic
 DEVICE ?= cpu
 DATA_ROOT ?=
+STEPS ?=
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean book book-check
@@ -45,7 +46,7 @@ reproduce: setup
 	  echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) \
 	    -p preset $(PRESET) -p data $(DATA) -p device $(DEVICE) \
-	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) \
+	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) $(if $(STEPS),-p steps $(STEPS)) \
 	    $$nb outputs/notebooks/$$(basename $$nb) --no-progress-bar || exit 1; \
 	  echo "$$(basename $$nb) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
 	done
