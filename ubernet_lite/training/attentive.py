@@ -41,6 +41,7 @@ from torch import nn
 from ..data import collate
 from ..model.attentive import TaskDiscriminator, normalise_gradient, reverse_gradient
 from .async_sgd import AsyncSGD
+from .backward import multitask_backward
 from .objective import (
     TaskLosses,
     batch_size_of,
@@ -48,7 +49,6 @@ from .objective import (
     label_mask,
     labelled_tasks,
     model_tasks,
-    multitask_backward,
     task_objective,
 )
 
