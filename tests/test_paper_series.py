@@ -89,7 +89,7 @@ SHRINK = {
     "06_detection_branch": dict(image_size=64, fit_steps=3, check=False),
     "07_async_sgd": dict(train_steps=2, union_length=40),
     "08_low_memory_backprop": dict(
-        size=40, task_counts=[1, 7], sizes=[40, 48], repeats=1, check=False
+        size=40, task_counts=[7], sizes=[40, 44], repeats=1, check=False
     ),
     "09_seven_task_training": dict(chunk=1, check=False),
     "10_results": dict(
