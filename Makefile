@@ -13,9 +13,10 @@ PRESET ?= lite
 DATA ?= synthetic
 DEVICE ?= cpu
 DATA_ROOT ?=
+STEPS ?=
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test test-unit test-notebooks reproduce notebooks-refresh lab lint format bench clean book book-check
+.PHONY: setup test test-unit test-notebooks test-paper-series reproduce notebooks-refresh lab lint format bench clean book book-check
 
 # `make setup`: (re)creates .venv when it is missing or older than the files that define it.
 setup: $(STAMP) $(KERNEL_JSON)
@@ -38,6 +39,11 @@ test-unit: setup
 test-notebooks: setup
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks -q
 
+# Every notebook under PRESET=paper DATA=real on the CPU, on tiny fixture data sets and steps
+# (tests/test_paper_series.py; several minutes, so not part of `make test`).
+test-paper-series: setup
+	UBERNET_PAPER_SERIES=1 MPLBACKEND=Agg $(PY) -m pytest tests/test_paper_series.py -q
+
 # The main job: every notebook of the series, in order, headless, into outputs/notebooks/.
 reproduce: setup
 	@mkdir -p outputs/notebooks
@@ -45,7 +51,7 @@ reproduce: setup
 	  echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) \
 	    -p preset $(PRESET) -p data $(DATA) -p device $(DEVICE) \
-	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) \
+	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) $(if $(STEPS),-p steps $(STEPS)) \
 	    $$nb outputs/notebooks/$$(basename $$nb) --no-progress-bar || exit 1; \
 	  echo "$$(basename $$nb) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
 	done

@@ -221,7 +221,7 @@ def _config(name: str, tasks: str, data: str = "synthetic"):
 SETTING_DEFAULTS = dict(
     tasks="all", micro_batch=2, optimizer="async", lr=0.01, momentum=0.9, weight_decay=5e-4,
     batch_sizes=None, schedule="poly", memory="standard", image_size=None, union_length=1000,
-    augment=True, seed=0, data="synthetic",
+    augment=True, seed=0, data="synthetic", init="random",
 )  # fmt: skip
 
 
@@ -467,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--union-length", type=positive, default=None, help="default 1000")
     t.add_argument("--no-augment", action="store_const", const=True, default=None)
     t.add_argument("--seed", type=nonneg, default=None, help="default 0")
+    t.add_argument(
+        "--init",
+        choices=("random", "imagenet"),
+        default=None,
+        help="trunk initialisation (default random; imagenet: VGG-16 from torchvision's cache)",
+    )
     t.add_argument("--eval-every", type=nonneg, default=0)
     t.add_argument("--eval-images", type=nonneg, default=0)
     t.add_argument("--checkpoint-every", type=nonneg, default=50)

@@ -1,6 +1,7 @@
 """The runs of the notebook series and what they are tested on.
 
-* :mod:`.runs` -- :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
+* :mod:`.runs` -- :func:`preset_settings` (steps, input size, B_p, init per preset),
+  :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
   :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
 * :mod:`.attentive` -- :func:`cached_attentive_run`: notebook 11's attentive single-tasking
@@ -15,7 +16,9 @@ from .attentive import AttentiveRun, cached_attentive_run
 from .pool import train_runs
 from .results_data import RealResults, ResultsData, SyntheticResults, results_data
 from .runs import (
+    PRESET_SETTINGS,
     cached_run,
+    preset_settings,
     run_dir,
     series_dir_name,
     series_run,
@@ -25,6 +28,8 @@ from .runs import (
 
 __all__ = [
     "AttentiveRun",
+    "PRESET_SETTINGS",
+    "preset_settings",
     "RealResults",
     "ResultsData",
     "SyntheticResults",

@@ -200,6 +200,40 @@ def series_run(
     )
 
 
+#: The run settings of each preset (:func:`preset_settings`). lite: the quick CPU run of the
+#: notebooks (64 px, 600 micro-batches of 2, B_p = 2). paper: Sec. 3's setting for one GPU: shortest
+#: side 621 (``image_size=None``: the config's ``input_size``), Table 1's B_p (``short_batches=None``:
+#: 30 for the trunk, 10 per task, 2 for detection, ``resolve_batch_sizes``' defaults), ImageNet
+#: VGG-16 in the trunk, 20000 micro-batches of 2 (~1300 trunk updates of 30 images; on one
+#: current GPU a few hours -- the paper trained for days; pass ``steps`` to change it).
+PRESET_SETTINGS = {
+    "lite": dict(steps=600, image_size=64, micro_batch=2, short_batches=2, init="random"),
+    "paper": dict(steps=20000, image_size=None, micro_batch=2, short_batches=None, init="imagenet"),
+}
+
+
+def preset_settings(preset: str = "lite", **overrides) -> dict:
+    """The run settings of ``preset`` (:data:`PRESET_SETTINGS`) with ``overrides`` whose value is
+    not None: ``steps``, ``image_size``, ``micro_batch``, ``short_batches`` (0: Table 1's B_p) and
+    ``init`` (``"random"`` | ``"imagenet"``), as :func:`series_run` takes them.
+
+    ``preset_settings("paper", steps=4, image_size=64, init="random")`` is the paper preset shrunk
+    for a CPU test.
+    """
+    if preset not in PRESET_SETTINGS:
+        raise ValueError(f"preset must be one of {sorted(PRESET_SETTINGS)}, got {preset!r}")
+    unknown = sorted(set(overrides) - set(PRESET_SETTINGS[preset]))
+    if unknown:
+        raise TypeError(
+            f"unknown run setting(s) {unknown}; expected {sorted(PRESET_SETTINGS[preset])}"
+        )
+    out = dict(PRESET_SETTINGS[preset])
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    if not out["short_batches"]:
+        out["short_batches"] = None  # Table 1's B_p
+    return out
+
+
 def series_dir_name(name: str, preset: str = "lite", data: str = "synthetic") -> str:
     """The cache folder name of :func:`series_run`'s run ``name``: ``name`` itself for the lite
     preset on synthetic data, else ``f"{name}-{preset}-{data}"``."""

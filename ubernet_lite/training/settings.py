@@ -35,6 +35,8 @@ class TrainSettings:
         data_root: the real data sets' root (None: ``$UBERNET_DATA``, else ``~/data/ubernet``).
             A location, not a property of the run: checkpoints compare equal across roots, and
             ``Trainer.resume(path, data_root=...)`` may move it.
+        init: the trunk's initialisation, ``"random"`` or ``"imagenet"`` (VGG-16 from
+            torchvision's cache, Sec. 3; full-width trunks only: the paper preset).
     """
 
     tasks: list[str] | str = "all"
@@ -52,6 +54,7 @@ class TrainSettings:
     seed: int = 0
     data: str = "synthetic"
     data_root: str | None = None
+    init: str = "random"
 
     @classmethod
     def from_kwargs(cls, settings: dict) -> TrainSettings:
@@ -69,6 +72,8 @@ class TrainSettings:
     def check(self) -> None:
         if self.data not in DATA_CHOICES:
             raise ValueError(f"data must be one of {DATA_CHOICES}, got {self.data!r}")
+        if self.init not in ("random", "imagenet"):
+            raise ValueError(f"init must be 'random' or 'imagenet', got {self.init!r}")
         if self.optimizer not in ("async", "sync"):
             raise ValueError(f"optimizer must be 'async' or 'sync', got {self.optimizer!r}")
         if self.schedule not in ("poly", "constant"):

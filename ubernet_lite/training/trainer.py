@@ -88,6 +88,7 @@ from .distributed import (
     sync_tap_batchnorms,
     world_size,
 )
+from .init import init_trunk
 from .loader import LoaderFeed
 from .safety import (
     SIGNAL_NAMES,
@@ -188,7 +189,7 @@ class Trainer:
         else:
             self.batches = Prefetcher(self.stream, device, prefetch, share=share)
         torch.manual_seed(s.seed)
-        self.model = UberNet(cfg).to(device)
+        self.model = init_trunk(UberNet(cfg), s.init).to(device)
         if self.image_size < self.model.min_input_size:
             raise ValueError(
                 f"image_size {self.image_size} is below the smallest input this network takes "
