@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import tqdm.notebook
 
 import ubernet_lite
 from ubernet_lite.progress import progress_bar
@@ -56,3 +57,15 @@ def test_the_package_makes_its_bars_through_progress_bar():
         if re.search(r"\btqdm\(", line)
     ]
     assert direct == [], f"progress bars made without progress_bar(): {direct}"
+
+
+def test_a_notebook_bar_obeys_tqdm_disable_too(monkeypatch):
+    # tqdm.notebook.tqdm (what tqdm.auto gives in a kernel) sets disable=False itself, ignoring
+    # TQDM_DISABLE: the bar came up as a widget in every executed notebook
+    monkeypatch.setattr("ubernet_lite.progress.tqdm", tqdm.notebook.tqdm)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_bar(range(3), enabled=True).disable
+    assert list(progress_bar(range(3))) == [0, 1, 2]
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    with open(os.devnull, "w") as null:
+        assert not progress_bar(range(3), enabled=True, file=null).disable
