@@ -9,29 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import io
-import sys
 import tarfile
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    """A module of data_scripts/ (they import each other by plain name, as when run as scripts)."""
-    folder = str(REPO / "data_scripts")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, REPO / "data_scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses need their module registered
-    spec.loader.exec_module(mod)
-    return mod
+from test_real_datasets import load_script
 
 
 @pytest.fixture

@@ -133,7 +133,19 @@ def _schedule(lr_schedule, samples_seen: int) -> float:
     return 1.0 if lr_schedule is None else float(lr_schedule(samples_seen))
 
 
-class AsyncSGD:
+class _ScheduledLR:
+    """The optimisers' shared clock: ``lr`` times ``lr_schedule(samples_seen)``."""
+
+    lr: float
+    lr_schedule: Callable[[int], float] | None
+    samples_seen: int
+
+    def current_lr(self) -> float:
+        """The learning rate at the samples streamed so far (what the next update uses)."""
+        return self.lr * _schedule(self.lr_schedule, self.samples_seen)
+
+
+class AsyncSGD(_ScheduledLR):
     """Asynchronous SGD of Table 1: each group updates once it has seen B_p samples.
 
     Args:
@@ -242,7 +254,7 @@ class AsyncSGD:
         if seen[SHARED] == 0:
             raise ValueError("AsyncSGD.step got an empty batch")
         self.samples_seen += seen[SHARED]
-        factor = _schedule(self.lr_schedule, self.samples_seen)
+        lr = self.current_lr()
         updated = []
         for name, g in self.groups.items():
             n = seen[name]
@@ -259,7 +271,7 @@ class AsyncSGD:
                 for acc, p in zip(g.acc, g.params, strict=True):
                     p.grad = acc / g.count
                 for pg in g.sgd.param_groups:
-                    pg["lr"] = self.lr * factor
+                    pg["lr"] = lr
                 g.sgd.step()  # w <- w - lr * (lambda w + dw / c)   (+ momentum if asked)
                 for acc, p in zip(g.acc, g.params, strict=True):
                     p.grad = None
@@ -331,7 +343,7 @@ class AsyncSGD:
             g.sgd.load_state_dict(s["sgd"])
 
 
-class SyncSGD:
+class SyncSGD(_ScheduledLR):
     """The synchronous baseline, plain SGD on masked minibatches (Eq. 3-5).
 
     Every group is updated at every step with the masked gradient averaged over the *whole*
@@ -386,7 +398,7 @@ class SyncSGD:
         for p in self.params:
             p.grad = torch.zeros_like(p) if p.grad is None else p.grad / b  # Eq. 4-5: 1/B
         for pg in self.sgd.param_groups:
-            pg["lr"] = self.lr * _schedule(self.lr_schedule, self.samples_seen)
+            pg["lr"] = self.current_lr()
         self.sgd.step()  # Eq. 3
         self.zero_grad()
         self.updates += 1

@@ -64,7 +64,7 @@ from ..model import UberNet
 from ..progress import progress_bar
 from ..viz import plot_loss_curves
 from .accel import Speedups, apply_backend_flags, autocast_model, prepare_images, prepare_model
-from .async_sgd import AsyncSGD, SyncSGD, _schedule, poly_schedule
+from .async_sgd import AsyncSGD, SyncSGD, poly_schedule
 from .backward import multitask_backward
 from .checkpoint import (
     CHECKPOINT,
@@ -248,8 +248,9 @@ class Trainer:
                 losses = reduce_losses(losses, self.tasks)
             else:
                 losses = multitask_backward(self.model, batch, memory=memory, tasks=self.tasks)
-        lr = self.settings.lr * _schedule(self.opt.lr_schedule, self.opt.samples_seen)
-        check_finite(self.step + 1, losses, losses.total, lr, self.model.parameters())
+        check_finite(
+            self.step + 1, losses, losses.total, self.opt.current_lr(), self.model.parameters()
+        )
         updated = self.opt.step(batch)
         t2 = time.perf_counter()
         self.data_time += t1 - t0
