@@ -213,3 +213,17 @@ def test_trunk_init_names_a_missing_file(tmp_path):
         ul.training.init.init_trunk(model, f"trunk:{tmp_path / 'nope.pt'}")
     with pytest.raises(ValueError, match="init must be"):
         ul.training.settings.TrainSettings.from_kwargs({"init": "pretrainedd"})
+
+
+def test_a_cached_run_keeps_its_curve_also_when_trained_in_chunks(outputs):
+    cfg = make_config("lite", tasks=["saliency"])
+    seen = []
+    kw = dict(eval_every=2, eval_images=2, eval_thresholds=5, **TINY)
+    run = series.cached_run("c", cfg, steps=4, on_chunk=lambda t: seen.append(t.step), chunk=3,
+                            verbose=False, **kw)  # fmt: skip
+    assert seen == [3, 4]
+    steps = sorted({e["step"] for e in run.evals})
+    assert steps == [2, 4]
+    again = series.cached_run("c", cfg, steps=4, verbose=False, **kw)
+    assert again.cached and again.evals == run.evals and again.labelled == run.labelled
+    assert len(learning_curve(again.evals, "saliency")) == 2

@@ -138,6 +138,7 @@ def _run_in_chunks(trainer: Trainer, steps: int, on_chunk, chunk: int) -> None:
             row = trainer.train_step()
             bar.update(1)
             bar.set_postfix(loss=f"{row['total']:.3g}")
+            trainer.evaluate_if_due()  # the learning curves, as trainer.run() evaluates
             if trainer.step % chunk == 0 or trainer.step == steps:
                 if trainer.out is not None:
                     trainer.save()

@@ -282,6 +282,12 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------
 
+    def evaluate_if_due(self) -> None:
+        """The periodic evaluation (the learning curves): every ``eval_every`` steps, rank 0."""
+        if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
+            if self.rank == 0:
+                self.evaluate()
+
     def run(self, steps: int | None = None) -> list[dict]:
         """Train until ``steps`` (default: the trainer's ``steps``); returns the loss history."""
         steps = self.steps if steps is None else int(steps)
@@ -293,9 +299,7 @@ class Trainer:
                     row = self.train_step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{row['total']:.3g}")
-                    if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
-                        if self.rank == 0:
-                            self.evaluate()
+                    self.evaluate_if_due()
                     if (
                         self.out is not None
                         and self.checkpoint_every
