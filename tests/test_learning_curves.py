@@ -227,3 +227,29 @@ def test_a_cached_run_keeps_its_curve_also_when_trained_in_chunks(outputs):
     again = series.cached_run("c", cfg, steps=4, verbose=False, **kw)
     assert again.cached and again.evals == run.evals and again.labelled == run.labelled
     assert len(learning_curve(again.evals, "saliency")) == 2
+
+
+def test_train_runs_pretrains_once_before_the_runs(outputs, monkeypatch):
+    torch.manual_seed(3)
+    trunk = ul.model.UberNet(make_config("lite", tasks=["saliency"])).trunk.state_dict()
+    path = outputs / "trunk.pt"
+    calls = []
+
+    def pretrained_init(cfg, image_size=None, train=True):
+        calls.append((train, path.is_file()))
+        if not path.is_file():
+            if not train:
+                return None
+            torch.save(trunk, path)
+        return f"trunk:{path}"
+
+    monkeypatch.setattr(runs_mod, "pretrained_init_hook", lambda: pretrained_init)
+    kw = dict(steps=1, init="pretrained", short_batches=1, **TINY)
+    runs = {"a": dict(tasks=["saliency"], **kw), "b": dict(tasks=["normals"], **kw)}
+    assert series.train_runs(runs, workers=1) == ["a", "b"]
+    assert calls[:2] == [(False, False), (False, False)]  # the look-ups train nothing
+    assert calls[2] == (True, False)  # then the stage runs once, before any run
+    assert all(done for _, done in calls[3:])  # every later call finds it cached
+    for name in runs:
+        run = series.series_run(name, **runs[name])
+        assert run.cached and run.settings.init == f"trunk:{path}"
