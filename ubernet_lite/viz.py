@@ -176,7 +176,7 @@ def draw_boxes(
         if text:
             ax.text(
                 x0 - 0.5, y0 - 1.5, " ".join(text), color="white", fontsize=6,
-                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0),
+                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0), clip_on=True,
             )  # fmt: skip
 
 
