@@ -173,9 +173,14 @@ def draw_boxes(
             text.append(class_names[i - 1] if 1 <= i <= len(class_names) else str(i))
         if sc is not None:
             text.append(f"{sc[k]:.2f}")
-        if text:
+        if text:  # above the box; inside it at the image's top, right-aligned at its right
+            (xa, xb), (ya, yb) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+            right = x0 > xa + 0.6 * (xb - xa)
+            top = y0 - ya < 0.12 * (yb - ya)
             ax.text(
-                x0 - 0.5, y0 - 1.5, " ".join(text), color="white", fontsize=6,
+                min(x1 + 0.5, xb) if right else max(x0 - 0.5, xa), max(y0 - 0.5, ya),
+                " ".join(text), color="white",
+                fontsize=6, ha="right" if right else "left", va="top" if top else "bottom",
                 bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0), clip_on=True,
             )  # fmt: skip
 
