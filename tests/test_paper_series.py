@@ -21,6 +21,7 @@ from ubernet_lite.model.vgg import TORCHVISION_CONV_INDICES
 from ubernet_lite.series import PRESET_SETTINGS, preset_settings
 from ubernet_lite.training.async_sgd import resolve_batch_sizes
 from ubernet_lite.training.init import imagenet_weights_file, init_trunk
+from ubernet_lite.training.real_data import evaluate_test_sets, real_test_subsets
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -74,6 +75,18 @@ def test_imagenet_init_copies_vgg16_into_the_trunk(tmp_path, monkeypatch):
         assert torch.equal(conv.weight, sd[f"features.{n}.weight"])
     w6 = sd["classifier.0.weight"].view(4096, 512, 7, 7)[::4, :, ::3, ::3]
     assert torch.equal(convs[13].weight, w6)
+
+
+def test_evaluating_on_the_real_test_sets_keeps_each_models_mode(real_root):
+    # notebook 10 evaluates the seven-task model, then runs it without targets for its figure:
+    # the model must come back in eval mode (a train-mode detection branch asks for targets)
+    cfg = make_config("lite", tasks=["saliency", "detection"], data="real")
+    sets = real_test_subsets(cfg, cfg.task_names, real_root, images=1)
+    for training in (False, True):
+        model = UberNet(cfg).train(training)
+        rows = evaluate_test_sets(model, sets, side=32, num_thresholds=5)
+        assert set(rows) == {"saliency", "detection"}
+        assert all(m.training == training for m in model.modules())
 
 
 #: Per notebook: the parameters that shrink the paper preset to a CPU smoke run on the fixture
