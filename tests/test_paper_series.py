@@ -102,9 +102,9 @@ SHRINK = {
     "06_detection_branch": dict(image_size=64, fit_steps=3, check=False),
     "07_async_sgd": dict(train_steps=2, union_length=40),
     "08_low_memory_backprop": dict(
-        size=40, task_counts=[7], sizes=[40, 44], repeats=1, check=False
+        size=32, task_counts=[7], sizes=[32, 36], repeats=1, check=False
     ),
-    "09_seven_task_training": dict(chunk=1, check=False),
+    "09_seven_task_training": dict(chunk=2, check=False),
     "10_results": dict(
         eval_images=2,
         num_thresholds=5,
@@ -129,20 +129,25 @@ def real_root(tmp_path_factory) -> Path:
     return fixture_root(tmp_path_factory.mktemp("paper_series_data"))
 
 
-#: The series takes several minutes on 2 cores (a kernel and a full-width VGG-16 per notebook):
-#: it runs on demand, ``UBERNET_PAPER_SERIES=1`` (``make test-paper-series``).
-on_demand = pytest.mark.skipif(
-    os.environ.get("UBERNET_PAPER_SERIES") != "1",
-    reason="the paper series runs on demand: UBERNET_PAPER_SERIES=1 (make test-paper-series)",
-)
+@pytest.fixture(scope="module")
+def shared_outputs(tmp_path_factory) -> Path:
+    """The outputs folder of notebooks 09 and 10: 10 reads the runs 09 trained (its seven-task
+    run), as under ``make reproduce``; run alone, 10 trains them itself."""
+    return tmp_path_factory.mktemp("paper_series_outputs")
 
 
-@on_demand
+#: The notebooks that share :func:`shared_outputs`; every other one writes its own folder.
+SHARED_OUTPUTS = ("09_seven_task_training", "10_results")
+
+
+#: About 5 minutes on 2 cores (a kernel per notebook, a full-width VGG-16 in most, nine training
+#: runs of it in notebook 10); part of ``make test`` (``make test-paper-series`` runs it alone).
 @pytest.mark.parametrize("name", sorted(SHRINK))
-def test_paper_series_on_real_fixture_data(name, real_root, tmp_path, monkeypatch):
+def test_paper_series_on_real_fixture_data(name, real_root, shared_outputs, tmp_path, monkeypatch):
     """``make reproduce PRESET=paper DATA=real``'s path through notebook ``name``, on the CPU."""
     papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("UBERNET_OUTPUTS", str(tmp_path / "outputs"))
+    outputs = shared_outputs if name in SHARED_OUTPUTS else tmp_path / "outputs"
+    monkeypatch.setenv("UBERNET_OUTPUTS", str(outputs))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
