@@ -243,6 +243,10 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     ``[[hxx, hxy], [hxy, hyy]]`` with the smallest eigenvalue, at angle
     ``0.5 atan2(2 hxy, hxx - hyy) + pi / 2``; it is quantised to 0/45/90/135 degrees.
 
+    The blur and the Hessian are computed exactly (integers, :func:`_blur`), so a normal exactly
+    half-way between two directions (``|2 hxy| = |hxx - hyy|``, frequent on pixel grids) always
+    goes the same way; a rounded blur would decide those pixels by its rounding error.
+
     Args:
         positive: bool ``[N, H, W]``.
 
@@ -255,17 +259,33 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
     hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
     hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
-    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
+    return _quantised_normal(2 * hxy, hxx - hyy)
+
+
+def _quantised_normal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``round(angle / 45 deg) % 4`` of the normal at ``angle = 0.5 atan2(a, b) + pi / 2`` in
+    ``[0, pi)``, from ``a = 2 hxy`` and ``b = hxx - hyy`` (any shape, exact values): int64.
+    In float64, so that the pixels exactly half-way between two directions round the same way
+    whatever the precision of the logits."""
+    angle = (0.5 * torch.atan2(a.double(), b.double()) + math.pi / 2) % math.pi  # [0, pi)
     return torch.round(angle / (math.pi / 4)).long() % 4
 
 
 def _blur(positive: torch.Tensor) -> torch.Tensor:
-    """The annotation blurred by the 5x5 triangle filter: bool [N, H, W] -> float [N, 1, H, W]."""
-    x = positive.to(torch.float32).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
-    return F.conv2d(
-        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
-    )
+    """81 x the annotation blurred by the 5x5 triangle filter ``t t^T / 81``, ``t = (1, 2, 3, 2, 1)``,
+    with replicated borders: bool [N, H, W] -> float32 [N, 1, H, W].
+
+    The weights are the integers ``t t^T`` and the inputs 0 or 1, so every partial sum is an
+    integer (at most 81): the values are exact in float32 whatever the convolution's order of
+    summation, and so is the Hessian of :func:`_normal_direction` computed from them (the scale
+    81 does not change the normal's angle). One depthwise convolution over the N planes (a
+    1-channel convolution of N images is several times slower on the CPU).
+    """
+    n, h, w = positive.shape
+    x = F.pad(positive.to(torch.float32).unsqueeze(0), (2, 2, 2, 2), mode="replicate")
+    t = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=positive.device)
+    kernel = (t[:, None] * t[None, :]).expand(n, 1, 5, 5)
+    return F.conv2d(x, kernel, groups=n).view(n, 1, h, w)
 
 
 def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
@@ -286,8 +306,7 @@ def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tens
     hxx = q(0, 1) - 2 * c + q(0, -1)
     hyy = q(1, 0) - 2 * c + q(-1, 0)
     hxy = (q(1, 1) - q(1, -1) - q(-1, 1) + q(-1, -1)) / 4
-    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
-    return torch.round(angle / (math.pi / 4)).long() % 4
+    return _quantised_normal(2 * hxy, hxx - hyy)
 
 
 def boundary_bags(

@@ -71,6 +71,49 @@ def to_input_resolution(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def scale_fuse(weight: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Tensor:
+    """S^t of Fig. 2: ``sum_l weight[l, c] * outputs[l][:, c]``.
+
+    ``weight`` [L, C], ``outputs`` L tensors [B, C, H, W] -> [B, C, H, W]. The same values as the
+    chain of multiply-adds, with a backward that computes the weights' gradient as one
+    per-plane dot product per level (autograd's reduction of ``grad * y`` over the batch and
+    pixel dimensions of a broadcast product is several times slower on the CPU).
+    """
+    if len(outputs) != weight.shape[0]:
+        raise ValueError(f"expected {weight.shape[0]} scale outputs, got {len(outputs)}")
+    return _ScaleFuse.apply(weight, *outputs)
+
+
+class _ScaleFuse(torch.autograd.Function):
+    """``sum_l w_l * y_l`` (w_l [C] per channel); backward: ``dy_l = w_l * g``,
+    ``dw_l[c] = sum_{b, h, w} g * y_l``."""
+
+    @staticmethod
+    def forward(ctx, weight, *outputs):
+        ctx.save_for_backward(weight, *outputs)
+        fused = None
+        for w, y in zip(weight, outputs, strict=True):
+            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
+            fused = w * y if fused is None else torch.addcmul(fused, w, y)
+        return fused
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, *outputs = ctx.saved_tensors
+        b, c = grad.shape[:2]
+        grad_w = None
+        if ctx.needs_input_grad[0]:
+            g = grad.reshape(b * c, -1)
+            grad_w = torch.stack(
+                [(g * y.reshape(b * c, -1)).sum(1).view(b, c).sum(0) for y in outputs]
+            ).to(weight.dtype)
+        grads_y = [
+            (grad * w.view(1, -1, 1, 1)).to(y.dtype) if ctx.needs_input_grad[1 + l] else None
+            for l, (w, y) in enumerate(zip(weight, outputs, strict=True))
+        ]
+        return (grad_w, *grads_y)
+
+
 class ScaleFusion(nn.Module):
     """S^t: learned additive fusion of one task's outputs over the pyramid levels.
 
@@ -83,10 +126,4 @@ class ScaleFusion(nn.Module):
         self.weight = nn.Parameter(torch.full((num_scales, channels), 1.0 / num_scales))
 
     def forward(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        if len(outputs) != self.weight.shape[0]:
-            raise ValueError(f"expected {self.weight.shape[0]} scale outputs, got {len(outputs)}")
-        fused = None
-        for w, y in zip(self.weight, outputs, strict=True):
-            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
-            fused = w * y if fused is None else torch.addcmul(fused, w, y)
-        return fused
+        return scale_fuse(self.weight, outputs)  # Fig. 2, S^t

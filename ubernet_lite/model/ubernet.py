@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..tasks import TaskSpec
+from .dense import decode_dense
 from .detection import DetectionBranch
 from .pyramid import ScaleFusion, image_pyramid, level_size, min_input_size, to_input_resolution
 from .skip import SkipFusion, TapNorms
@@ -207,13 +208,27 @@ class UberNet(nn.Module):
         fused, per_level = head(feats)
         return TaskOutputs({name: fused}, scales={name: per_level} if self.training else None)
 
+    def decode_all(self, names: list[str], feats: PyramidFeatures, targets=None) -> TaskOutputs:
+        """Several tasks' branches on the features, as ``decode`` of each: the dense ones in one
+        pass (:func:`~.dense.decode_dense`: their layers side by side, the same values at a
+        fraction of the calls), detection on its own."""
+        names = self._check_tasks(names)
+        dense = [n for n in names if self.specs[n].kind != "detection"]
+        out = TaskOutputs()
+        results = dict(zip(dense, decode_dense([self.heads[n] for n in dense], feats), strict=True))
+        for name in names:
+            if name not in results:
+                out.update(self.decode(name, feats, targets))
+                continue
+            fused, per_level = results[name]
+            out.update(
+                TaskOutputs({name: fused}, scales={name: per_level} if self.training else None)
+            )
+        return out
+
     def forward(self, images: torch.Tensor, tasks=None, targets=None) -> TaskOutputs:
         names = self._check_tasks(tasks)
-        feats = self.encode(images)
-        out = TaskOutputs()
-        for name in names:
-            out.update(self.decode(name, feats, targets))
-        return out
+        return self.decode_all(names, self.encode(images), targets)
 
     # ---------------------------------------------------------------- reporting
     def describe(self, print_fn=print) -> dict[str, int]:

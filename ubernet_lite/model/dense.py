@@ -1,0 +1,56 @@
+"""Every dense task's branch in one pass: the tasks' layers side by side along the channels.
+
+Each dense task t has its own skip layers E_i^t (1x1 convolutions), tap fusion F^t and scale
+fusion S^t (Fig. 2). All of them are linear and act on each output channel separately, so the
+branches of several tasks are one branch whose layers are the tasks' layers concatenated along
+the output channels:
+
+    [E_i^1; ...; E_i^T] (B_i(C_i)) = [E_i^1(B_i(C_i)); ...; E_i^T(B_i(C_i))]   (Fig. 2, per tap i)
+
+and the interpolations and the fusions F^t, S^t (one weight per channel) commute with the
+concatenation. One 1x1 convolution per tap and level then produces every task's channels, one
+interpolation per stride and level brings all of them up, one scale fusion adds the levels, and
+the result is split into the tasks' predictions: the same values as the tasks' own branches
+(``DenseBranch.forward``), at a fraction of the calls. The parameters stay the tasks' own (the
+concatenation is recomputed from them at every call), so their names, their gradients and the
+lazy evaluation of Sec. 4 (only the tasks asked for are run) are unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .pyramid import scale_fuse, to_input_resolution
+
+
+def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """The outputs of several dense branches (``DenseBranch``: ``.skip`` a ``SkipFusion``,
+    ``.scale_fusion`` a ``ScaleFusion``, all on the same taps) computed as one branch.
+
+    Args:
+        branches: the T dense branches, in the order of the result.
+        feats: the ``PyramidFeatures`` (taps of L levels, their sizes, the image size (H, W)).
+
+    Returns:
+        per branch, ``(fused [B, C_t, H, W], [L per-level outputs [B, C_t, H, W]])``, equal to
+        ``branch(feats)``; views of the concatenated [B, sum C_t, H, W] tensors.
+    """
+    if len(branches) <= 1:
+        return [b(feats) for b in branches]
+    skips = [b.skip for b in branches]
+    if len({s.tap_strides for s in skips}) != 1:
+        raise ValueError("decode_dense: the branches must read taps of the same strides")
+    channels = [b.scale_fusion.weight.shape[1] for b in branches]
+    folded = [s.folded() for s in skips]  # per task, per tap: F^t_i E^t_i, (w [C_t, C_i, 1, 1], b)
+    joint = [
+        (torch.cat([f[i][0] for f in folded]), torch.cat([f[i][1] for f in folded]))
+        for i in range(len(folded[0]))
+    ]  # per tap: [sum C_t, C_i, 1, 1], [sum C_t]
+    per_level = [
+        to_input_resolution(skips[0](taps, size, joint), feats.image_size)
+        for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
+    ]  # L x [B, sum C_t, H, W]
+    weight = torch.cat([b.scale_fusion.weight for b in branches], 1)  # S: [L, sum C_t]
+    fused = scale_fuse(weight, per_level)
+    pieces = [t.split(channels, dim=1) for t in (fused, *per_level)]
+    return [(pieces[0][k], [p[k] for p in pieces[1:]]) for k in range(len(branches))]
