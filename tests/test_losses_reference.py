@@ -113,7 +113,9 @@ def _half_way(positive):
     the Hessian's two terms both vanish: ``|2 hxy| = |hxx - hyy|`` in exact arithmetic."""
     x = positive.to(torch.float64).unsqueeze(1)
     tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], dtype=torch.float64)
-    x = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None])
+    x = F.conv2d(
+        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
+    )
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")[:, 0]
     c = p[:, 1:-1, 1:-1]
     a = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 2  # 2 hxy
@@ -240,7 +242,10 @@ def _synthetic_boundaries():
 
     world = SynthWorld(split="train", size=96, seed=0)
     batch = collate([world[i] for i in range(6)])
-    return [(batch["targets"][k] == 1).reshape(-1, 96, 96) for k in ("boundaries", "semantic_boundaries")]
+    return [
+        (batch["targets"][k] == 1).reshape(-1, 96, 96)
+        for k in ("boundaries", "semantic_boundaries")
+    ]
 
 
 def test_normal_direction_is_the_old_one_off_the_half_way_ties():

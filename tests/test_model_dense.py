@@ -57,7 +57,7 @@ def test_forward_is_every_task_decoded_alone():
         params = [p for p in model.parameters() if p.requires_grad]
         g_new = torch.autograd.grad(loss_new, params, allow_unused=True, retain_graph=True)
         g_ref = torch.autograd.grad(loss_ref, params, allow_unused=True)
-        for p, a, b in zip(params, g_new, g_ref, strict=True):
+        for a, b in zip(g_new, g_ref, strict=True):
             assert (a is None) == (b is None)
             if a is not None:
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -20,7 +20,36 @@ from __future__ import annotations
 
 import torch
 
-from .pyramid import scale_fuse, to_input_resolution
+from .pyramid import to_input_resolution
+from .skip import SkipFusion, upsample_from_stride
+
+
+def _level_outputs(
+    skip: SkipFusion, taps, size, joint, channels: list[int], image_size
+) -> list[torch.Tensor]:
+    """One pyramid level of every task: ``skip(taps, size, joint)`` split into the tasks'
+    channels and brought to the input resolution, T tensors [B, C_t, H, W].
+
+    The split is made before the last, full-resolution steps (the finest interpolation of the
+    coarse-to-fine chain, plus the finest taps' map; the level's interpolation to the input
+    resolution), so that each task's full-size tensors are its own contiguous tensors (and their
+    gradients need no full-size concatenation), while every coarser step is shared."""
+    by_stride = skip.by_stride(taps, joint)
+    strides = sorted(by_stride, reverse=True)
+    if len(strides) < 2 or not skip.chains(by_stride):
+        joint_out = skip.upsampled(by_stride, size)
+        return [to_input_resolution(y, image_size) for y in joint_out.split(channels, dim=1)]
+    out = by_stride[strides[0]]
+    for coarse, fine in zip(strides[:-2], strides[1:-1], strict=True):  # all but the last step
+        y = by_stride[fine]
+        out = upsample_from_stride(out, coarse // fine, tuple(y.shape[-2:])) + y
+    coarse, fine = strides[-2], strides[-1]
+    finest = by_stride[fine]
+    outs = []
+    for o, y in zip(out.split(channels, dim=1), finest.split(channels, dim=1), strict=True):
+        z = upsample_from_stride(o, coarse // fine, tuple(y.shape[-2:])) + y
+        outs.append(to_input_resolution(upsample_from_stride(z, fine, size), image_size))
+    return outs
 
 
 def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
@@ -33,7 +62,7 @@ def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]
 
     Returns:
         per branch, ``(fused [B, C_t, H, W], [L per-level outputs [B, C_t, H, W]])``, equal to
-        ``branch(feats)``; views of the concatenated [B, sum C_t, H, W] tensors.
+        ``branch(feats)``.
     """
     if len(branches) <= 1:
         return [b(feats) for b in branches]
@@ -46,11 +75,12 @@ def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]
         (torch.cat([f[i][0] for f in folded]), torch.cat([f[i][1] for f in folded]))
         for i in range(len(folded[0]))
     ]  # per tap: [sum C_t, C_i, 1, 1], [sum C_t]
-    per_level = [
-        to_input_resolution(skips[0](taps, size, joint), feats.image_size)
+    levels = [
+        _level_outputs(skips[0], taps, size, joint, channels, feats.image_size)
         for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
-    ]  # L x [B, sum C_t, H, W]
-    weight = torch.cat([b.scale_fusion.weight for b in branches], 1)  # S: [L, sum C_t]
-    fused = scale_fuse(weight, per_level)
-    pieces = [t.split(channels, dim=1) for t in (fused, *per_level)]
-    return [(pieces[0][k], [p[k] for p in pieces[1:]]) for k in range(len(branches))]
+    ]  # L x T x [B, C_t, H, W]
+    result = []
+    for k, branch in enumerate(branches):
+        per_level = [level[k] for level in levels]
+        result.append((branch.scale_fusion(per_level), per_level))  # S^t
+    return result

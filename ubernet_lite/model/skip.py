@@ -114,13 +114,34 @@ class SkipFusion(nn.Module):
         # pass once for all levels), and the taps that share a stride (conv4_3, conv5_3, fc7 at
         # 8) are summed before one interpolation (interpolation is linear too). Equal to
         # sum_i F^t_i * up(E_i^t(B_i(C_i))), see ``responses``.
+        return self.upsampled(self.by_stride(taps, folded), size)
+
+    def by_stride(
+        self,
+        taps: list[torch.Tensor],
+        folded: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> dict[int, torch.Tensor]:
+        """``{s: sum of F^t_i * E^t_i(B_i(C_i)) over the taps i of stride s}``, each at its
+        stride's resolution [B, out_channels, h_s, w_s] (conv4_3, conv5_3 and fc7 share 8)."""
         folded = self.folded() if folded is None else folded
         by_stride: dict[int, torch.Tensor] = {}
         for (w, b), c, s in zip(folded, taps, self.tap_strides, strict=True):
-            y = F.conv2d(c, w, b)  # F^t_i * E_i^t(B_i(C_i))
+            y = F.conv2d(c, w, b)  # F^t_i * E^t_i(B_i(C_i))
             by_stride[s] = y if s not in by_stride else by_stride[s] + y
+        return by_stride
+
+    @staticmethod
+    def chains(by_stride: dict[int, torch.Tensor]) -> bool:
+        """Whether every stride divides the next coarser one (1, 2, 4, 8: the coarse-to-fine
+        chain of :meth:`upsampled` applies)."""
         strides = sorted(by_stride, reverse=True)
-        if not all(a % b == 0 for a, b in zip(strides, strides[1:], strict=False)):
+        return all(a % b == 0 for a, b in zip(strides, strides[1:], strict=False))
+
+    @staticmethod
+    def upsampled(by_stride: dict[int, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """The sum of :meth:`by_stride`'s maps at the level's resolution [B, C, h, w]."""
+        strides = sorted(by_stride, reverse=True)
+        if not SkipFusion.chains(by_stride):
             out = None
             for s, y in by_stride.items():
                 term = upsample_from_stride(y, s, size)
