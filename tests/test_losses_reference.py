@@ -364,3 +364,23 @@ def test_task_loss_prepares_once_and_matches_the_per_prediction_sum(name):
     old.sum().backward()
     for a, r in zip(leaves, refs, strict=True):
         torch.testing.assert_close(a.grad, r.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_backward_is_autograds():
+    """The custom backward of the pixel cross-entropy = autograd's through F.cross_entropy
+    (ignored pixels, an empty sample, a weighted sum of the per-sample losses), float64."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 6, (3, 11, 7), generator=g)
+    labels[torch.rand(3, 11, 7, generator=g) < 0.3] = IGNORE
+    labels[1] = IGNORE
+    x = torch.randn(3, 6, 11, 7, dtype=torch.float64, generator=g) * 4
+
+    def plain(z):  # the straightforward formula
+        nll = F.cross_entropy(z, labels, ignore_index=IGNORE, reduction="none")
+        count = (labels != IGNORE).reshape(3, -1).sum(1).clamp(min=1)
+        return nll.reshape(3, -1).sum(1) / count
+
+    _compare(lambda z: L.cross_entropy(z, labels), plain, x)
+    assert torch.autograd.gradcheck(
+        lambda z: L.cross_entropy(z, labels), (x.clone().requires_grad_(),)
+    )
