@@ -1,10 +1,14 @@
-"""Bilinear upsampling by an integer factor, as a fixed depthwise transposed convolution.
+"""Bilinear upsampling by an integer factor: ``F.interpolate`` forward, a strided convolution back.
 
 Bilinear interpolation by an integer factor ``f`` is a transposed convolution with stride ``f``
 and a separable triangle kernel (each output pixel mixes its two nearest inputs per axis with the
-same weights at every period). On the CPU this form, forward and backward, costs about half of
-``F.interpolate`` (whose backward scatters); the values are the same up to float rounding. Other
-devices, and sizes that are not an integer multiple, use ``F.interpolate``.
+same weights at every period). Its gradient with respect to the input is therefore the adjoint of
+that transposed convolution: a depthwise *convolution* of the output gradient with the same
+kernel and stride ``f``, which reads each output pixel once. On the CPU we take the best of both
+forms: the forward is ``F.interpolate`` itself (the same values), the backward that strided
+convolution (the same gradient up to float rounding; ``F.interpolate``'s own backward scatters
+and costs several times more, and so does the transposed convolution's forward). Other devices,
+and sizes that are not an integer multiple, use ``F.interpolate`` and its autograd.
 
 * :func:`upsample_corners`: ``align_corners=True``, ``n -> f (n - 1) + 1`` (cell ``j`` on pixel
   ``f j``: the skip layers' maps, see ``skip.upsample_from_stride``);
@@ -27,26 +31,75 @@ def _use_conv(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dim() == 4 and x.is_floating_point()
 
 
+def _corners_kernel(factor: int, like: torch.Tensor) -> torch.Tensor:
+    """The triangle ``(1, 2, ..., f, ..., 2, 1) / f`` (``2 f - 1`` taps) of ``align_corners=True``."""
+    i = torch.arange(1, 2 * factor, dtype=like.dtype, device=like.device)
+    return (factor - (i - factor).abs()) / factor
+
+
+def _centers_kernel(factor: int, like: torch.Tensor) -> torch.Tensor:
+    """The taps ``1 - |(r + 0.5) / f - 1|``, ``r = 0 .. 2 f - 1``, of ``align_corners=False``."""
+    r = torch.arange(2 * factor, dtype=like.dtype, device=like.device)
+    return 1 - ((r + 0.5) / factor - 1).abs()
+
+
+class _Upsample(torch.autograd.Function):
+    """``F.interpolate(x, size, "bilinear", align_corners=corners)`` by an integer ``factor``
+    ([B, C, h, w] -> [B, C, H, W]), whose backward is the strided depthwise convolution that is
+    the adjoint of the equivalent transposed convolution:
+
+    * corners: ``y = conv_transpose(x, k, stride f, padding f - 1)``, so
+      ``dx = conv(dy, k, stride f, padding f - 1)``;
+    * centers (even ``f``): ``y = conv_transpose(pad_1(x), k, stride f, padding 3 f / 2)`` with
+      ``pad_1`` the replication of the border pixels, so ``dx = pad_1^T(conv(dy, k, stride f,
+      padding 3 f / 2))``: the padding ring's gradient added back onto the border pixels.
+    """
+
+    @staticmethod
+    def forward(ctx, x, factor: int, corners: bool):
+        ctx.factor, ctx.corners, ctx.shape = factor, corners, x.shape
+        h, w = x.shape[-2:]
+        if corners:
+            size = (factor * (h - 1) + 1, factor * (w - 1) + 1)
+        else:
+            size = (factor * h, factor * w)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=corners)
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, (b, c, h, w) = ctx.factor, ctx.shape
+        planes = grad.reshape(1, b * c, *grad.shape[-2:])
+        if ctx.corners:
+            k = _depthwise(_corners_kernel(f, grad), b * c)
+            dx = F.conv2d(planes, k, stride=f, padding=f - 1, groups=b * c)
+            return dx.view(b, c, h, w), None, None
+        k = _depthwise(_centers_kernel(f, grad), b * c)
+        dp = F.conv2d(planes, k, stride=f, padding=f + f // 2, groups=b * c)[0]  # [BC, h+2, w+2]
+        dx = dp[:, 1:-1, 1:-1].clone()
+        dx[:, 0, :] += dp[:, 0, 1:-1]  # the replicated rows and columns
+        dx[:, -1, :] += dp[:, -1, 1:-1]
+        dx[:, :, 0] += dp[:, 1:-1, 0]
+        dx[:, :, -1] += dp[:, 1:-1, -1]
+        dx[:, 0, 0] += dp[:, 0, 0]  # and the four corners
+        dx[:, 0, -1] += dp[:, 0, -1]
+        dx[:, -1, 0] += dp[:, -1, 0]
+        dx[:, -1, -1] += dp[:, -1, -1]
+        return dx.view(b, c, h, w), None, None
+
+
 def upsample_corners(x: torch.Tensor, factor: int) -> torch.Tensor:
     """``F.interpolate(x, size=f (n - 1) + 1, mode="bilinear", align_corners=True)`` per axis.
 
-    [B, C, h, w] -> [B, C, f (h - 1) + 1, f (w - 1) + 1]. Kernel: the triangle
+    [B, C, h, w] -> [B, C, f (h - 1) + 1, f (w - 1) + 1]. Kernel of the backward: the triangle
     ``(1, 2, ..., f, ..., 2, 1) / f`` (``2 f - 1`` taps), padding ``f - 1``.
     """
     h, w = x.shape[-2:]
-    size = (factor * (h - 1) + 1, factor * (w - 1) + 1)
     if factor == 1:
         return x
     if not _use_conv(x):
+        size = (factor * (h - 1) + 1, factor * (w - 1) + 1)
         return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-    i = torch.arange(1, 2 * factor, dtype=x.dtype, device=x.device)
-    kernel = (factor - (i - factor).abs()) / factor
-    b, c = x.shape[:2]
-    planes = x.reshape(1, b * c, h, w)  # every plane a channel: the kernel runs on whole blocks
-    y = F.conv_transpose2d(
-        planes, _depthwise(kernel, b * c), stride=factor, padding=factor - 1, groups=b * c
-    )
-    return y.view(b, c, *y.shape[-2:])
+    return _Upsample.apply(x, factor, True)
 
 
 def upsample_centers(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -55,18 +108,11 @@ def upsample_centers(x: torch.Tensor, factor: int) -> torch.Tensor:
     [B, C, h, w] -> [B, C, f h, f w]. Output pixel ``o`` reads the input at ``(o + 0.5) / f - 0.5``
     (clamped to the first and last pixel), i.e. kernel taps ``1 - |(r + 0.5) / f - 1|`` for
     ``r = 0 .. 2 f - 1`` on the input padded by one replicated pixel, padding ``3 f / 2`` (even
-    ``f``; an odd ``f`` uses ``F.interpolate``).
+    ``f``; an odd ``f`` uses ``F.interpolate`` and its autograd).
     """
     if factor == 1:
         return x
     h, w = x.shape[-2:]
     if not _use_conv(x) or factor % 2:
         return F.interpolate(x, size=(factor * h, factor * w), mode="bilinear", align_corners=False)
-    r = torch.arange(2 * factor, dtype=x.dtype, device=x.device)
-    kernel = 1 - ((r + 0.5) / factor - 1).abs()
-    b, c = x.shape[:2]
-    planes = F.pad(x.reshape(1, b * c, h, w), (1, 1, 1, 1), mode="replicate")
-    y = F.conv_transpose2d(
-        planes, _depthwise(kernel, b * c), stride=factor, padding=factor + factor // 2, groups=b * c
-    )
-    return y.view(b, c, *y.shape[-2:])
+    return _Upsample.apply(x, factor, False)
