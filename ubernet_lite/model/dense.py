@@ -26,9 +26,10 @@ from .skip import SkipFusion, upsample_from_stride
 
 def _level_outputs(
     skip: SkipFusion, taps, size, joint, channels: list[int], image_size
-) -> list[torch.Tensor]:
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One pyramid level of every task: ``skip(taps, size, joint)`` split into the tasks'
-    channels and brought to the input resolution, T tensors [B, C_t, H, W].
+    channels, T pairs ``(z [B, C_t, h, w] at the level's resolution, y = z brought to the input
+    resolution [B, C_t, H, W])``.
 
     The split is made before the last, full-resolution steps (the finest interpolation of the
     coarse-to-fine chain, plus the finest taps' map; the level's interpolation to the input
@@ -38,7 +39,7 @@ def _level_outputs(
     strides = sorted(by_stride, reverse=True)
     if len(strides) < 2 or not skip.chains(by_stride):
         joint_out = skip.upsampled(by_stride, size)
-        return [to_input_resolution(y, image_size) for y in joint_out.split(channels, dim=1)]
+        return [(z, to_input_resolution(z, image_size)) for z in joint_out.split(channels, dim=1)]
     out = by_stride[strides[0]]
     for coarse, fine in zip(strides[:-2], strides[1:-1], strict=True):  # all but the last step
         y = by_stride[fine]
@@ -48,12 +49,13 @@ def _level_outputs(
     outs = []
     for o, y in zip(out.split(channels, dim=1), finest.split(channels, dim=1), strict=True):
         z = upsample_from_stride(o, coarse // fine, tuple(y.shape[-2:])) + y
-        outs.append(to_input_resolution(upsample_from_stride(z, fine, size), image_size))
+        z = upsample_from_stride(z, fine, size)
+        outs.append((z, to_input_resolution(z, image_size)))
     return outs
 
 
-def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-    """The outputs of several dense branches (``DenseBranch``: ``.skip`` a ``SkipFusion``,
+def decode_dense(branches, feats) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The pyramid levels of several dense branches (``DenseBranch``: ``.skip`` a ``SkipFusion``,
     ``.scale_fusion`` a ``ScaleFusion``, all on the same taps) computed as one branch.
 
     Args:
@@ -61,14 +63,15 @@ def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]
         feats: the ``PyramidFeatures`` (taps of L levels, their sizes, the image size (H, W)).
 
     Returns:
-        per branch, ``(fused [B, C_t, H, W], [L per-level outputs [B, C_t, H, W]])``, equal to
-        ``branch(feats)``.
+        per branch, per level, ``(z [B, C_t, h_l, w_l], y [B, C_t, H, W])``: the branch's map
+        at the level's resolution and brought to the input resolution, what
+        ``branch(feats, levels=...)`` fuses over the levels (S^t).
     """
-    if len(branches) <= 1:
-        return [b(feats) for b in branches]
     skips = [b.skip for b in branches]
-    if len({s.tap_strides for s in skips}) != 1:
+    if len({s.tap_strides for s in skips}) > 1:
         raise ValueError("decode_dense: the branches must read taps of the same strides")
+    if len(branches) <= 1:
+        return [b.levels(feats) for b in branches]
     channels = [b.scale_fusion.weight.shape[1] for b in branches]
     folded = [s.folded() for s in skips]  # per task, per tap: F^t_i E^t_i, (w [C_t, C_i, 1, 1], b)
     joint = [
@@ -78,9 +81,5 @@ def decode_dense(branches, feats) -> list[tuple[torch.Tensor, list[torch.Tensor]
     levels = [
         _level_outputs(skips[0], taps, size, joint, channels, feats.image_size)
         for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
-    ]  # L x T x [B, C_t, H, W]
-    result = []
-    for k, branch in enumerate(branches):
-        per_level = [level[k] for level in levels]
-        result.append((branch.scale_fusion(per_level), per_level))  # S^t
-    return result
+    ]  # L x T x (z [B, C_t, h_l, w_l], y [B, C_t, H, W])
+    return [[level[k] for level in levels] for k in range(len(branches))]

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .upsample import upsample_centers
+from .upsample import centers_factor, upsample_adjoint, upsample_centers
 
 
 def level_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -71,26 +71,57 @@ def to_input_resolution(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def scale_fuse(weight: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Tensor:
+def scale_fuse(
+    weight: torch.Tensor,
+    outputs: list[torch.Tensor],
+    sources: list[torch.Tensor | None] | None = None,
+) -> torch.Tensor:
     """S^t of Fig. 2: ``sum_l weight[l, c] * outputs[l][:, c]``.
 
-    ``weight`` [L, C], ``outputs`` L tensors [B, C, H, W] -> [B, C, H, W]. The same values as the
-    chain of multiply-adds, with a backward that computes the weights' gradient as one
-    per-plane dot product per level (autograd's reduction of ``grad * y`` over the batch and
-    pixel dimensions of a broadcast product is several times slower on the CPU).
+    Args:
+        weight: [L, C].
+        outputs: L tensors [B, C, H, W].
+        sources: optional, per level the map ``z_l`` [B, C, h_l, w_l] of which ``outputs[l]`` is
+            ``upsample_centers(z_l, H / h_l)`` (:func:`~.upsample.centers_factor` not None), or
+            None. The gradient then goes to ``z_l`` directly, at the level's resolution:
+            ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>`` (interpolation is linear and
+            per channel, so these equal ``up^T(w_l * g)`` and ``<g, up(z_l)>``), instead of
+            full-size products added to ``outputs[l]``'s own gradient.
+
+    Returns:
+        [B, C, H, W]. The same values as the chain of multiply-adds; the backward computes the
+        weights' gradient as per-plane dot products (autograd's reduction of ``grad * y`` over
+        the batch and pixel dimensions of a broadcast product is several times slower on the CPU).
     """
     if len(outputs) != weight.shape[0]:
         raise ValueError(f"expected {weight.shape[0]} scale outputs, got {len(outputs)}")
-    return _ScaleFuse.apply(weight, *outputs)
+    sources = list(sources) if sources is not None else [None] * len(outputs)
+    factors = tuple(
+        None if z is None else centers_factor(z, tuple(y.shape[-2:]))
+        for z, y in zip(sources, outputs, strict=True)
+    )
+    sources = [z if f else None for z, f in zip(sources, factors, strict=True)]
+    return _ScaleFuse.apply(weight, factors, *outputs, *sources)
+
+
+def _dot_per_channel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``sum_{b, h, w} a * b`` per channel: [B, C, H, W] x 2 -> [C]."""
+    n, c = a.shape[:2]
+    return (a.reshape(n * c, -1) * b.reshape(n * c, -1)).sum(1).view(n, c).sum(0)
 
 
 class _ScaleFuse(torch.autograd.Function):
-    """``sum_l w_l * y_l`` (w_l [C] per channel); backward: ``dy_l = w_l * g``,
-    ``dw_l[c] = sum_{b, h, w} g * y_l``."""
+    """``sum_l w_l * y_l`` (w_l [C] per channel); backward: ``dy_l = w_l * g`` and
+    ``dw_l[c] = sum_{b, h, w} g * y_l``, or, for a level given with its source ``z_l``
+    (``y_l = up(z_l)``), ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>``."""
 
     @staticmethod
-    def forward(ctx, weight, *outputs):
-        ctx.save_for_backward(weight, *outputs)
+    def forward(ctx, weight, factors, *tensors):
+        n = len(factors)
+        outputs, sources = tensors[:n], tensors[n:]
+        ctx.factors = factors
+        kept = [None if f else y for f, y in zip(factors, outputs, strict=True)]
+        ctx.save_for_backward(weight, *kept, *sources)
         fused = None
         for w, y in zip(weight, outputs, strict=True):
             w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
@@ -99,19 +130,23 @@ class _ScaleFuse(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        weight, *outputs = ctx.saved_tensors
-        b, c = grad.shape[:2]
-        grad_w = None
-        if ctx.needs_input_grad[0]:
-            g = grad.reshape(b * c, -1)
-            grad_w = torch.stack(
-                [(g * y.reshape(b * c, -1)).sum(1).view(b, c).sum(0) for y in outputs]
-            ).to(weight.dtype)
-        grads_y = [
-            (grad * w.view(1, -1, 1, 1)).to(y.dtype) if ctx.needs_input_grad[1 + l] else None
-            for l, (w, y) in enumerate(zip(weight, outputs, strict=True))
-        ]
-        return (grad_w, *grads_y)
+        weight, *saved = ctx.saved_tensors
+        n = len(ctx.factors)
+        outputs, sources = saved[:n], saved[n:]
+        grad_w, grads_y, grads_z = [], [None] * n, [None] * n
+        for l, (f, w, y, z) in enumerate(zip(ctx.factors, weight, outputs, sources, strict=True)):
+            w4 = w.view(1, -1, 1, 1)
+            if f is None:
+                grad_w.append(_dot_per_channel(grad, y))
+                if ctx.needs_input_grad[2 + l]:
+                    grads_y[l] = (grad * w4).to(y.dtype)
+            else:  # y = up(z): back to the level's resolution first
+                a = upsample_adjoint(grad, f, False, z.shape)
+                grad_w.append(_dot_per_channel(a, z))
+                if ctx.needs_input_grad[2 + n + l]:
+                    grads_z[l] = (a * w4).to(z.dtype)
+        gw = torch.stack(grad_w).to(weight.dtype) if ctx.needs_input_grad[0] else None
+        return (gw, None, *grads_y, *grads_z)
 
 
 class ScaleFusion(nn.Module):
@@ -125,5 +160,8 @@ class ScaleFusion(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_scales, channels), 1.0 / num_scales))
 
-    def forward(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        return scale_fuse(self.weight, outputs)  # Fig. 2, S^t
+    def forward(
+        self, outputs: list[torch.Tensor], sources: list[torch.Tensor | None] | None = None
+    ) -> torch.Tensor:
+        """``outputs``: L tensors [B, C, H, W]; ``sources``: see :func:`scale_fuse`."""
+        return scale_fuse(self.weight, outputs, sources)  # Fig. 2, S^t

@@ -85,7 +85,9 @@ class PyramidFeatures:
 class DenseBranch(nn.Module):
     """One dense task's branch: skip layers + fusion (shared by the levels) and scale fusion.
 
-    ``forward(feats)`` -> (fused [B, C, H, W], list of L per-level outputs [B, C, H, W]).
+    ``forward(feats, levels=None)`` -> (fused [B, C, H, W], list of L per-level outputs
+    [B, C, H, W]). ``levels``: the :meth:`levels` of this branch when they were computed
+    together with other branches' (:func:`~.dense.decode_dense`); only S^t is applied then.
     """
 
     def __init__(self, spec: TaskSpec, tap_channels, tap_strides, num_scales: int):
@@ -93,13 +95,21 @@ class DenseBranch(nn.Module):
         self.skip = SkipFusion(tap_channels, tap_strides, spec.out_channels)  # E^t, F^t
         self.scale_fusion = ScaleFusion(num_scales, spec.out_channels)  # S^t
 
-    def forward(self, feats: PyramidFeatures):
+    def levels(self, feats: PyramidFeatures) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per pyramid level ``(z [B, C, h_l, w_l], y [B, C, H, W])``: the skip fusion at the
+        level's resolution and brought to the input resolution."""
         folded = self.skip.folded()  # F^t folded into E^t once for every level
-        per_level = [
-            to_input_resolution(self.skip(taps, size, folded), feats.image_size)
-            for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
-        ]
-        return self.scale_fusion(per_level), per_level
+        out = []
+        for taps, size in zip(feats.taps, feats.level_sizes, strict=True):
+            z = self.skip(taps, size, folded)
+            out.append((z, to_input_resolution(z, feats.image_size)))
+        return out
+
+    def forward(self, feats: PyramidFeatures, levels=None):
+        levels = self.levels(feats) if levels is None else levels
+        per_level = [y for _, y in levels]
+        # S^t; the sources z let its backward work at each level's own resolution
+        return self.scale_fusion(per_level, [z for z, _ in levels]), per_level
 
 
 class UberNet(nn.Module):
@@ -215,12 +225,12 @@ class UberNet(nn.Module):
         names = self._check_tasks(names)
         dense = [n for n in names if self.specs[n].kind != "detection"]
         out = TaskOutputs()
-        results = dict(zip(dense, decode_dense([self.heads[n] for n in dense], feats), strict=True))
+        levels = dict(zip(dense, decode_dense([self.heads[n] for n in dense], feats), strict=True))
         for name in names:
-            if name not in results:
+            if name not in levels:
                 out.update(self.decode(name, feats, targets))
                 continue
-            fused, per_level = results[name]
+            fused, per_level = self.heads[name](feats, levels=levels[name])
             out.update(
                 TaskOutputs({name: fused}, scales={name: per_level} if self.training else None)
             )

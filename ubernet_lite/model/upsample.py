@@ -67,24 +67,43 @@ class _Upsample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        f, (b, c, h, w) = ctx.factor, ctx.shape
-        planes = grad.reshape(1, b * c, *grad.shape[-2:])
-        if ctx.corners:
-            k = _depthwise(_corners_kernel(f, grad), b * c)
-            dx = F.conv2d(planes, k, stride=f, padding=f - 1, groups=b * c)
-            return dx.view(b, c, h, w), None, None
-        k = _depthwise(_centers_kernel(f, grad), b * c)
-        dp = F.conv2d(planes, k, stride=f, padding=f + f // 2, groups=b * c)[0]  # [BC, h+2, w+2]
-        dx = dp[:, 1:-1, 1:-1].clone()
-        dx[:, 0, :] += dp[:, 0, 1:-1]  # the replicated rows and columns
-        dx[:, -1, :] += dp[:, -1, 1:-1]
-        dx[:, :, 0] += dp[:, 1:-1, 0]
-        dx[:, :, -1] += dp[:, 1:-1, -1]
-        dx[:, 0, 0] += dp[:, 0, 0]  # and the four corners
-        dx[:, 0, -1] += dp[:, 0, -1]
-        dx[:, -1, 0] += dp[:, -1, 0]
-        dx[:, -1, -1] += dp[:, -1, -1]
-        return dx.view(b, c, h, w), None, None
+        return upsample_adjoint(grad, ctx.factor, ctx.corners, ctx.shape), None, None
+
+
+def upsample_adjoint(
+    grad: torch.Tensor, factor: int, corners: bool, shape: torch.Size
+) -> torch.Tensor:
+    """The adjoint of :func:`upsample_corners` / :func:`upsample_centers` (``corners``) by
+    ``factor`` from an input of ``shape`` [B, C, h, w]: the gradient with respect to the input
+    of ``(grad * upsample(x)).sum()``, [B, C, H, W] -> [B, C, h, w] (see :class:`_Upsample`)."""
+    f, (b, c, h, w) = factor, shape
+    planes = grad.reshape(1, b * c, *grad.shape[-2:])
+    if corners:
+        k = _depthwise(_corners_kernel(f, grad), b * c)
+        dx = F.conv2d(planes, k, stride=f, padding=f - 1, groups=b * c)
+        return dx.view(b, c, h, w)
+    k = _depthwise(_centers_kernel(f, grad), b * c)
+    dp = F.conv2d(planes, k, stride=f, padding=f + f // 2, groups=b * c)[0]  # [BC, h+2, w+2]
+    dx = dp[:, 1:-1, 1:-1].clone()
+    dx[:, 0, :] += dp[:, 0, 1:-1]  # the replicated rows and columns
+    dx[:, -1, :] += dp[:, -1, 1:-1]
+    dx[:, :, 0] += dp[:, 1:-1, 0]
+    dx[:, :, -1] += dp[:, 1:-1, -1]
+    dx[:, 0, 0] += dp[:, 0, 0]  # and the four corners
+    dx[:, 0, -1] += dp[:, 0, -1]
+    dx[:, -1, 0] += dp[:, -1, 0]
+    dx[:, -1, -1] += dp[:, -1, -1]
+    return dx.view(b, c, h, w)
+
+
+def centers_factor(x: torch.Tensor, size: tuple[int, int]) -> int | None:
+    """The factor ``f`` when ``upsample_centers(x, f)`` brings ``x`` [B, C, h, w] to ``size``
+    through :class:`_Upsample` (so that :func:`upsample_adjoint` is its backward), else None."""
+    h, w = x.shape[-2:]
+    if not _use_conv(x) or size[0] % h or size[1] % w or size[0] // h != size[1] // w:
+        return None
+    f = size[0] // h
+    return f if f > 1 and f % 2 == 0 else None
 
 
 def upsample_corners(x: torch.Tensor, factor: int) -> torch.Tensor:
