@@ -228,27 +228,30 @@ class _PixelCrossEntropy(torch.autograd.Function):
     ``log_softmax``, the same sum); the backward writes the gradient in one pass,
     ``(softmax(f) - onehot(y)) * g_i / |V_i|`` at the valid pixels and 0 elsewhere, where
     autograd would zero-fill a [B, K, H, W] tensor for the NLL, scatter into it and then run the
-    log-softmax backward over it.
+    log-softmax backward over it. It keeps the logits (which the model's outputs hold anyway)
+    rather than the log-probabilities, so the deep supervision's four predictions of a task do
+    not each store a second [B, K, H, W] tensor until the backward (Sec. 4's memory).
     """
 
     @staticmethod
     def forward(ctx, logits, safe, valid, count):
         log_p = torch.log_softmax(logits, 1)  # [B, K, H, W]
         picked = log_p.gather(1, safe.unsqueeze(1)).squeeze(1)  # log p_{y_p}, [B, H, W]
+        del log_p
         zero = torch.zeros((), dtype=picked.dtype, device=picked.device)
         nll = torch.where(valid, -picked, zero)
-        ctx.save_for_backward(log_p, safe, valid, count)
-        ctx.logits_dtype = logits.dtype
+        ctx.save_for_backward(logits, safe, valid, count)
         return nll.reshape(nll.shape[0], -1).sum(1) / count.clamp(min=1).to(nll.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        log_p, safe, valid, count = ctx.saved_tensors
-        per_sample = grad.to(log_p.dtype) / count.clamp(min=1).to(log_p.dtype)  # [B]
+        logits, safe, valid, count = ctx.saved_tensors
+        p = torch.softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        per_sample = grad.to(p.dtype) / count.clamp(min=1).to(p.dtype)  # [B]
         coef = torch.where(valid, per_sample.view(-1, 1, 1), 0.0).unsqueeze(1)  # [B, 1, H, W]
-        grad_logits = log_p.exp().mul_(coef)  # softmax * g / |V|
+        grad_logits = p.mul_(coef)  # softmax * g / |V|
         grad_logits.scatter_add_(1, safe.unsqueeze(1), -coef)  # - onehot(y) * g / |V|
-        return grad_logits.to(ctx.logits_dtype), None, None, None
+        return grad_logits.to(logits.dtype), None, None, None
 
 
 def binary_cross_entropy(

@@ -40,8 +40,8 @@ def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) ->
         raise ValueError(
             f"a stride-{stride} map of {h}x{w} cannot cover a {size[0]}x{size[1]} level"
         )
-    y = upsample_corners(x, stride)  # = F.interpolate(x, span, "bilinear", align_corners=True)
-    return y if tuple(span) == tuple(size) else y[..., : size[0], : size[1]]
+    # = F.interpolate(x, span, "bilinear", align_corners=True)[..., :size[0], :size[1]]
+    return upsample_corners(x, stride, None if tuple(span) == tuple(size) else tuple(size))
 
 
 class TapNorms(nn.Module):

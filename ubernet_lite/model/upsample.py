@@ -56,18 +56,25 @@ class _Upsample(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, factor: int, corners: bool):
+    def forward(ctx, x, factor: int, corners: bool, crop=None):
         ctx.factor, ctx.corners, ctx.shape = factor, corners, x.shape
         h, w = x.shape[-2:]
         if corners:
             size = (factor * (h - 1) + 1, factor * (w - 1) + 1)
         else:
             size = (factor * h, factor * w)
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=corners)
+        ctx.size = size
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=corners)
+        if crop is None or tuple(crop) == size:
+            return y
+        return y[..., : crop[0], : crop[1]]  # (a view: the crop costs nothing forward)
 
     @staticmethod
     def backward(ctx, grad):
-        return upsample_adjoint(grad, ctx.factor, ctx.corners, ctx.shape), None, None
+        (sh, sw), (gh, gw) = ctx.size, grad.shape[-2:]
+        if (gh, gw) != (sh, sw):  # the cropped-off rows and columns had no gradient
+            grad = F.pad(grad, (0, sw - gw, 0, sh - gh))
+        return upsample_adjoint(grad, ctx.factor, ctx.corners, ctx.shape), None, None, None
 
 
 def upsample_adjoint(
@@ -84,7 +91,7 @@ def upsample_adjoint(
         return dx.view(b, c, h, w)
     k = _depthwise(_centers_kernel(f, grad), b * c)
     dp = F.conv2d(planes, k, stride=f, padding=f + f // 2, groups=b * c)[0]  # [BC, h+2, w+2]
-    dx = dp[:, 1:-1, 1:-1].clone()
+    dx = dp[:, 1:-1, 1:-1].contiguous()  # (a new tensor: added to in place below)
     dx[:, 0, :] += dp[:, 0, 1:-1]  # the replicated rows and columns
     dx[:, -1, :] += dp[:, -1, 1:-1]
     dx[:, :, 0] += dp[:, 1:-1, 0]
@@ -106,19 +113,23 @@ def centers_factor(x: torch.Tensor, size: tuple[int, int]) -> int | None:
     return f if f > 1 and f % 2 == 0 else None
 
 
-def upsample_corners(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """``F.interpolate(x, size=f (n - 1) + 1, mode="bilinear", align_corners=True)`` per axis.
+def upsample_corners(
+    x: torch.Tensor, factor: int, crop: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """``F.interpolate(x, size=f (n - 1) + 1, mode="bilinear", align_corners=True)`` per axis,
+    cropped to the first ``crop`` rows and columns when given.
 
-    [B, C, h, w] -> [B, C, f (h - 1) + 1, f (w - 1) + 1]. Kernel of the backward: the triangle
-    ``(1, 2, ..., f, ..., 2, 1) / f`` (``2 f - 1`` taps), padding ``f - 1``.
+    [B, C, h, w] -> [B, C, f (h - 1) + 1, f (w - 1) + 1] (or ``crop``). Kernel of the backward:
+    the triangle ``(1, 2, ..., f, ..., 2, 1) / f`` (``2 f - 1`` taps), padding ``f - 1``.
     """
     h, w = x.shape[-2:]
     if factor == 1:
-        return x
+        return x if crop is None else x[..., : crop[0], : crop[1]]
     if not _use_conv(x):
         size = (factor * (h - 1) + 1, factor * (w - 1) + 1)
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-    return _Upsample.apply(x, factor, True)
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        return y if crop is None else y[..., : crop[0], : crop[1]]
+    return _Upsample.apply(x, factor, True, None if crop is None else tuple(crop))
 
 
 def upsample_centers(x: torch.Tensor, factor: int) -> torch.Tensor:
