@@ -224,6 +224,10 @@ class UberNet(nn.Module):
         fraction of the calls), detection on its own."""
         names = self._check_tasks(names)
         dense = [n for n in names if self.specs[n].kind != "detection"]
+        if "decode" in self.__dict__:
+            # ``decode`` replaced on this instance (``training.accel.autocast_model`` wraps it
+            # in bf16 autocast): honour the replacement, one task at a time
+            dense = []
         out = TaskOutputs()
         levels = dict(zip(dense, decode_dense([self.heads[n] for n in dense], feats), strict=True))
         for name in names:
