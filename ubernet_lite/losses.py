@@ -249,8 +249,11 @@ class _PixelCrossEntropy(torch.autograd.Function):
         p = torch.softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
         per_sample = grad.to(p.dtype) / count.clamp(min=1).to(p.dtype)  # [B]
         coef = torch.where(valid, per_sample.view(-1, 1, 1), 0.0).unsqueeze(1)  # [B, 1, H, W]
-        grad_logits = p.mul_(coef)  # softmax * g / |V|
-        grad_logits.scatter_add_(1, safe.unsqueeze(1), -coef)  # - onehot(y) * g / |V|
+        if torch.is_grad_enabled():  # a double backward (create_graph): out of place
+            grad_logits = (p * coef).scatter_add(1, safe.unsqueeze(1), -coef)
+        else:
+            grad_logits = p.mul_(coef)  # softmax * g / |V|
+            grad_logits.scatter_add_(1, safe.unsqueeze(1), -coef)  # - onehot(y) * g / |V|
         return grad_logits.to(logits.dtype), None, None, None
 
 

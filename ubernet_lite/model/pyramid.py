@@ -101,29 +101,47 @@ def scale_fuse(
         for z, y in zip(sources, outputs, strict=True)
     )
     sources = [z if f else None for z, f in zip(sources, factors, strict=True)]
-    return _ScaleFuse.apply(weight, factors, *outputs, *sources)
+    if all(f is None for f in factors):
+        return _ScaleFuse.apply(weight, factors, None, *outputs, *sources)
+    # the levels without a source as plain autograd products with the weights detached (their
+    # weights' gradient is _ScaleFuse's): autograd's w_l * g is then a fresh tensor, added in
+    # place to the level's own (deep-supervision) gradient, which bounds the low-memory peak
+    base = None
+    for w, y, f in zip(weight.detach(), outputs, factors, strict=True):
+        if f is None:
+            w = w.view(1, -1, 1, 1)
+            base = w * y if base is None else torch.addcmul(base, w, y)
+    return _ScaleFuse.apply(weight, factors, base, *outputs, *sources)
 
 
-def _dot_per_channel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``sum_{b, h, w} a * b`` per channel: [B, C, H, W] x 2 -> [C]."""
+def _dot_per_channel(a: torch.Tensor, b: torch.Tensor, planes: int = 4) -> torch.Tensor:
+    """``sum_{b, h, w} a * b`` per channel: [B, C, H, W] x 2 -> [C], ``planes`` planes at a
+    time (the product's temporary stays a fraction of a full-size map)."""
     n, c = a.shape[:2]
-    return (a.reshape(n * c, -1) * b.reshape(n * c, -1)).sum(1).view(n, c).sum(0)
+    a, b = a.reshape(n * c, -1), b.reshape(n * c, -1)
+    out = torch.cat(
+        [(a[i : i + planes] * b[i : i + planes]).sum(1) for i in range(0, n * c, planes)]
+    )
+    return out.view(n, c).sum(0)
 
 
 class _ScaleFuse(torch.autograd.Function):
-    """``sum_l w_l * y_l`` (w_l [C] per channel); backward: ``dy_l = w_l * g`` and
-    ``dw_l[c] = sum_{b, h, w} g * y_l``, or, for a level given with its source ``z_l``
-    (``y_l = up(z_l)``), ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>``."""
+    """``base + sum_l w_l * y_l`` (w_l [C] per channel; with ``base``, the sum runs over the
+    levels given with a source only, the others being in ``base``). Backward: ``dbase = g``;
+    ``dy_l = w_l * g`` and ``dw_l[c] = sum_{b, h, w} g * y_l``, or, for a level given with its
+    source ``z_l`` (``y_l = up(z_l)``), ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>``."""
 
     @staticmethod
-    def forward(ctx, weight, factors, *tensors):
+    def forward(ctx, weight, factors, base, *tensors):
         n = len(factors)
         outputs, sources = tensors[:n], tensors[n:]
-        ctx.factors = factors
+        ctx.factors, ctx.has_base = factors, base is not None
         kept = [None if f else y for f, y in zip(factors, outputs, strict=True)]
         ctx.save_for_backward(weight, *kept, *sources)
-        fused = None
-        for w, y in zip(weight, outputs, strict=True):
+        fused = base
+        for w, y, f in zip(weight, outputs, factors, strict=True):
+            if base is not None and f is None:
+                continue  # in base
             w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
             fused = w * y if fused is None else torch.addcmul(fused, w, y)
         return fused
@@ -136,17 +154,20 @@ class _ScaleFuse(torch.autograd.Function):
         grad_w, grads_y, grads_z = [], [None] * n, [None] * n
         for l, (f, w, y, z) in enumerate(zip(ctx.factors, weight, outputs, sources, strict=True)):
             w4 = w.view(1, -1, 1, 1)
-            if f is None:
+            if f is None and ctx.has_base:  # y_l's gradient goes through base, w_l's here
                 grad_w.append(_dot_per_channel(grad, y))
-                if ctx.needs_input_grad[2 + l]:
+            elif f is None:
+                grad_w.append(_dot_per_channel(grad, y))
+                if ctx.needs_input_grad[3 + l]:
                     grads_y[l] = (grad * w4).to(y.dtype)
             else:  # y = up(z): back to the level's resolution first
                 a = upsample_adjoint(grad, f, False, z.shape)
                 grad_w.append(_dot_per_channel(a, z))
-                if ctx.needs_input_grad[2 + n + l]:
+                if ctx.needs_input_grad[3 + n + l]:
                     grads_z[l] = (a * w4).to(z.dtype)
         gw = torch.stack(grad_w).to(weight.dtype) if ctx.needs_input_grad[0] else None
-        return (gw, None, *grads_y, *grads_z)
+        gbase = grad if ctx.has_base and ctx.needs_input_grad[2] else None
+        return (gw, None, gbase, *grads_y, *grads_z)
 
 
 class ScaleFusion(nn.Module):

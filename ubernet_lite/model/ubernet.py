@@ -108,8 +108,12 @@ class DenseBranch(nn.Module):
     def forward(self, feats: PyramidFeatures, levels=None):
         levels = self.levels(feats) if levels is None else levels
         per_level = [y for _, y in levels]
+        # The per-level outputs handed out (deep supervision) are aliases made before S^t: a
+        # backward from them and from the fused output then adds S^t's gradient first and the
+        # outputs' own onto it in place (one full-size buffer less at the low-memory peak)
+        handed = [y.view_as(y) for y in per_level]
         # S^t; the sources z let its backward work at each level's own resolution
-        return self.scale_fusion(per_level, [z for z, _ in levels]), per_level
+        return self.scale_fusion(per_level, [z for z, _ in levels]), handed
 
 
 class UberNet(nn.Module):

@@ -72,9 +72,81 @@ class _Upsample(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (sh, sw), (gh, gw) = ctx.size, grad.shape[-2:]
-        if (gh, gw) != (sh, sw):  # the cropped-off rows and columns had no gradient
+        if ctx.corners:  # (a cropped gradient: the cut rows and columns count as zeros)
+            return _corners_adjoint(grad, ctx.factor, ctx.shape), None, None, None
+        if (gh, gw) != (sh, sw):
             grad = F.pad(grad, (0, sw - gw, 0, sh - gh))
         return upsample_adjoint(grad, ctx.factor, ctx.corners, ctx.shape), None, None, None
+
+
+def _adjoint_axis(g: torch.Tensor, f: int, n: int, dim: int) -> torch.Tensor:
+    """The adjoint of the ``align_corners=True`` interpolation by ``f`` along ``dim``, from a
+    gradient of length ``L <= f (n - 1) + 1`` there (shorter when the output was cropped) to
+    the ``n`` cells: ``out[j] = sum_{|r| < f} (1 - |r| / f) g[f j + r]`` over the rows of ``g``.
+    Strided slices and in-place adds: no temporary larger than the result."""
+    length = g.shape[dim]
+
+    def rows(start: int, count: int) -> torch.Tensor:  # g[start::f][:count] along dim
+        idx = [slice(None)] * g.dim()
+        idx[dim] = slice(start, start + f * (count - 1) + 1, f)
+        return g[tuple(idx)]
+
+    shape = list(g.shape)
+    shape[dim] = n
+    out = g.new_zeros(shape)
+    c = min(n, (length - 1) // f + 1)
+    out.narrow(dim, 0, c).add_(rows(0, c))  # r = 0: the cell's own pixel
+    for r in range(1, f):
+        w = 1 - r / f
+        c = min(n, -(-(length - r) // f))  # pixels f j + r, j = 0 ..
+        if c > 0:
+            out.narrow(dim, 0, c).add_(rows(r, c), alpha=w)
+        c = min(n - 1, -(-(length - (f - r)) // f))  # pixels f j - r, j = 1 ..
+        if c > 0:
+            out.narrow(dim, 1, c).add_(rows(f - r, c), alpha=w)
+    return out
+
+
+def _centers_axis(g: torch.Tensor, f: int, n: int, dim: int) -> torch.Tensor:
+    """The adjoint of the ``align_corners=False`` interpolation by an even ``f`` along ``dim``,
+    from the ``f n`` pixels of ``g`` to the ``n`` cells. Pixel ``f j + q`` reads the input at
+    ``j + (q + 0.5) / f - 0.5``: for ``q < f / 2`` cells ``j`` and ``j - 1`` with weights
+    ``1 - a``, ``a`` (``a = (f / 2 - q - 0.5) / f``), otherwise ``j`` and ``j + 1`` with
+    ``1 - b``, ``b`` (``b = (q + 0.5 - f / 2) / f``); a neighbour outside the map is the border
+    cell (``F.interpolate``'s clamp)."""
+    shape = list(g.shape)
+    shape[dim] = n
+    out = g.new_zeros(shape)
+
+    def pixels(q: int) -> torch.Tensor:  # g[q::f] along dim: n pixels
+        idx = [slice(None)] * g.dim()
+        idx[dim] = slice(q, None, f)
+        return g[tuple(idx)]
+
+    for q in range(f):
+        gq = pixels(q)
+        if q < f // 2:
+            a = (f / 2 - q - 0.5) / f
+            out.add_(gq, alpha=1 - a)
+            if n > 1:
+                out.narrow(dim, 0, n - 1).add_(gq.narrow(dim, 1, n - 1), alpha=a)
+            out.narrow(dim, 0, 1).add_(gq.narrow(dim, 0, 1), alpha=a)  # the clamp at 0
+        else:
+            b = (q + 0.5 - f / 2) / f
+            out.add_(gq, alpha=1 - b)
+            if n > 1:
+                out.narrow(dim, 1, n - 1).add_(gq.narrow(dim, 0, n - 1), alpha=b)
+            out.narrow(dim, n - 1, 1).add_(gq.narrow(dim, n - 1, 1), alpha=b)  # at n - 1
+    return out
+
+
+def _corners_adjoint(grad: torch.Tensor, f: int, shape: torch.Size) -> torch.Tensor:
+    """:func:`upsample_adjoint` of ``align_corners=True`` by separable strided slices, for a
+    gradient [B, C, H, W] of the (possibly cropped) output -> [B, C, h, w] (``shape``). On the
+    CPU about as fast as oneDNN's strided depthwise convolution, without its reordered copies
+    of the gradient (several times the gradient's size, at the peak of the low-memory step)."""
+    h, w = shape[-2:]
+    return _adjoint_axis(_adjoint_axis(grad, f, h, -2), f, w, -1)
 
 
 def upsample_adjoint(
@@ -84,6 +156,8 @@ def upsample_adjoint(
     ``factor`` from an input of ``shape`` [B, C, h, w]: the gradient with respect to the input
     of ``(grad * upsample(x)).sum()``, [B, C, H, W] -> [B, C, h, w] (see :class:`_Upsample`)."""
     f, (b, c, h, w) = factor, shape
+    if not corners and f % 2 == 0 and tuple(grad.shape[-2:]) == (f * h, f * w):
+        return _centers_axis(_centers_axis(grad, f, h, -2), f, w, -1)
     planes = grad.reshape(1, b * c, *grad.shape[-2:])
     if corners:
         k = _depthwise(_corners_kernel(f, grad), b * c)
