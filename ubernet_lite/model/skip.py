@@ -22,6 +22,20 @@ from torch import nn
 from .upsample import upsample_corners
 
 
+def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias)`` for a 1x1 kernel: [B, C_in, h, w] -> [B, C_out, h, w].
+
+    On the CPU as one batched matrix product ``W x + b`` over the pixels (its backward two
+    more), which is faster than the convolution's 1x1 path and allocates no per-thread buffers
+    in its backward; elsewhere (and for channels-last inputs) ``F.conv2d``."""
+    if x.device.type != "cpu" or not x.is_contiguous() or weight.shape[-2:] != (1, 1):
+        return F.conv2d(x, weight, bias)
+    n, c, h, w = x.shape
+    mat = weight.reshape(1, weight.shape[0], c).expand(n, -1, -1)  # [B, C_out, C_in]
+    y = torch.baddbmm(bias.reshape(1, -1, 1), mat, x.reshape(n, c, h * w))
+    return y.view(n, -1, h, w)
+
+
 def upsample_from_stride(x: torch.Tensor, stride: int, size: tuple[int, int]) -> torch.Tensor:
     """Bring a stride-``stride`` map to the resolution of its image level, aligned exactly.
 
@@ -126,7 +140,7 @@ class SkipFusion(nn.Module):
         folded = self.folded() if folded is None else folded
         by_stride: dict[int, torch.Tensor] = {}
         for (w, b), c, s in zip(folded, taps, self.tap_strides, strict=True):
-            y = F.conv2d(c, w, b)  # F^t_i * E^t_i(B_i(C_i))
+            y = conv1x1(c, w, b)  # F^t_i * E^t_i(B_i(C_i))
             by_stride[s] = y if s not in by_stride else by_stride[s] + y
         return by_stride
 
