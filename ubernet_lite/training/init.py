@@ -15,8 +15,10 @@ from torch.hub import get_dir
 from torchvision.models import VGG16_Weights
 
 from ..model import imagenet_state_dict, load_vgg16_weights
+from .pretrain import load_pretrained_trunk
 
-#: The trunk initialisations of :class:`~ubernet_lite.training.settings.TrainSettings`.
+#: The trunk initialisations of :class:`~ubernet_lite.training.settings.TrainSettings` (besides
+#: the path of a pretrained trunk file, ``*.pt``: :mod:`.pretrain`).
 INITS = ("random", "imagenet")
 
 
@@ -26,13 +28,16 @@ def imagenet_weights_file() -> Path:
 
 
 def init_trunk(model, init: str):
-    """Initialise ``model.trunk`` in place: ``"random"`` leaves it, ``"imagenet"`` copies VGG-16.
+    """Initialise ``model.trunk`` in place: ``"random"`` leaves it, ``"imagenet"`` copies VGG-16,
+    a path ``*.pt`` copies the trunk of a :func:`~.pretrain.pretrained_trunk` file.
 
     Raises ``FileNotFoundError`` (one line, naming how to get the file) when the ImageNet weights
     are not in torchvision's cache; ``ValueError`` for a trunk they do not fit (the lite preset).
     """
     if init == "random":
         return model
+    if str(init).endswith(".pt"):
+        return load_pretrained_trunk(model, init)
     if init != "imagenet":
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     path = imagenet_weights_file()

@@ -29,14 +29,18 @@ class TrainSettings:
         memory: ``multitask_backward``'s mode (``"standard"`` or ``"low"``).
         image_size: training crop side (default ``cfg.input_size``).
         union_length: images in the synthetic union (unused with real data).
+        union: the synthetic union's table, a name of
+            :data:`ubernet_lite.data.synthetic.views.UNION_TABLES` (``"default"``: the slides'
+            table; ``"course"``: the course scale's views and shares).
         augment: random scale, crop, flip and colour jitter.
         seed: the one seed of the run (model init, data, augmentation, dropout).
         data: ``"synthetic"`` (the synthetic union) or ``"real"`` (the paper's real data sets).
         data_root: the real data sets' root (None: ``$UBERNET_DATA``, else ``~/data/ubernet``).
             A location, not a property of the run: checkpoints compare equal across roots, and
             ``Trainer.resume(path, data_root=...)`` may move it.
-        init: the trunk's initialisation, ``"random"`` or ``"imagenet"`` (VGG-16 from
-            torchvision's cache, Sec. 3; full-width trunks only: the paper preset).
+        init: the trunk's initialisation, ``"random"``, ``"imagenet"`` (VGG-16 from
+            torchvision's cache, Sec. 3; full-width trunks only: the paper preset) or the path of
+            a pretrained trunk file (``*.pt``, :func:`ubernet_lite.training.pretrain.pretrained_trunk`).
     """
 
     tasks: list[str] | str = "all"
@@ -50,6 +54,7 @@ class TrainSettings:
     memory: str = "standard"
     image_size: int | None = None
     union_length: int = 1000
+    union: str = "default"
     augment: bool = True
     seed: int = 0
     data: str = "synthetic"
@@ -72,8 +77,11 @@ class TrainSettings:
     def check(self) -> None:
         if self.data not in DATA_CHOICES:
             raise ValueError(f"data must be one of {DATA_CHOICES}, got {self.data!r}")
-        if self.init not in ("random", "imagenet"):
-            raise ValueError(f"init must be 'random' or 'imagenet', got {self.init!r}")
+        if self.init not in ("random", "imagenet") and not str(self.init).endswith(".pt"):
+            raise ValueError(
+                f"init must be 'random', 'imagenet' or a pretrained trunk file '*.pt', "
+                f"got {self.init!r}"
+            )
         if self.optimizer not in ("async", "sync"):
             raise ValueError(f"optimizer must be 'async' or 'sync', got {self.optimizer!r}")
         if self.schedule not in ("poly", "constant"):
@@ -95,5 +103,7 @@ class TrainSettings:
                 f"image_size must be a positive integer (or None: the config's), got "
                 f"{self.image_size!r}"
             )
+        if not isinstance(self.union, str) or not self.union:
+            raise ValueError(f"union must be the name of a union table, got {self.union!r}")
         if self.union_length < 1:
             raise ValueError(f"union_length must be >= 1, got {self.union_length}")
