@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--eval-at", default="")
     ap.add_argument("--eval-images", type=int, default=64)
     ap.add_argument("--thresholds", type=int, default=9)
+    ap.add_argument("--final-images", type=int, default=None, help="images at the last mark")
+    ap.add_argument("--final-thresholds", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -68,7 +70,6 @@ def main():
         cfg, out=None, steps=a.steps, progress=False, micro_batch=a.micro_batch, lr=a.lr,
         batch_sizes=bs, image_size=a.size, union=a.union, init=init,
     )  # fmt: skip
-    test = Subset(SynthWorld(split="test", size=a.size, seed=0), range(a.eval_images))
     marks = sorted({int(x) for x in a.eval_at.split(",") if x} | {a.steps})
     train_s = 0.0
     for m in marks:
@@ -76,20 +77,31 @@ def main():
         tr.run(steps=m)
         train_s += time.time() - t
         t = time.time()
-        res = evaluate(tr.model, test, tasks=tr.tasks, num_thresholds=a.thresholds, progress=False)
+        images, thresholds = a.eval_images, a.thresholds
+        if m == a.steps:
+            images, thresholds = a.final_images or images, a.final_thresholds or thresholds
+        test = Subset(SynthWorld(split="test", size=a.size, seed=0), range(images))
+        res = evaluate(tr.model, test, tasks=tr.tasks, num_thresholds=thresholds, progress=False)
         ev_s = time.time() - t
-        labelled = {}
-        for row in tr.history:
-            for task in tr.tasks:
-                pass
+        labelled = {t: sum(1 for r in tr.history if r[t] == r[t]) * a.micro_batch for t in tr.tasks}
         row = dict(
-            name=a.name, step=m, samples=tr.opt.samples_seen, train_s=round(train_s, 1),
-            eval_s=round(ev_s, 1), pretrain_s=round(pre_s, 1), args=vars(a),
+            name=a.name,
+            step=m,
+            samples=tr.opt.samples_seen,
+            train_s=round(train_s, 1),
+            eval_s=round(ev_s, 1),
+            pretrain_s=round(pre_s, 1),
+            args=vars(a),
+            eval_images=images,
+            thresholds=thresholds,
+            labelled_steps_x_mb=labelled,
             primary={t: round(res[t][PRIMARY[t]] * (1 if t == "normals" else 100), 2) for t in res},
             metrics=res,
         )
-        print(json.dumps({k: row[k] for k in ("name", "step", "samples", "train_s", "primary")}),
-              flush=True)
+        print(
+            json.dumps({k: row[k] for k in ("name", "step", "samples", "train_s", "primary")}),
+            flush=True,
+        )
         with LOG.open("a") as f:
             f.write(json.dumps(row) + "\n")
 

@@ -103,7 +103,10 @@ class PresenceImages(Dataset):
         self.length, self.styles = int(length), tuple(styles)
         self.worlds = {
             st: SynthWorld(
-                split=split, size=size, seed=stable_seed(seed, "pretrain", st), style=st,
+                split=split,
+                size=size,
+                seed=stable_seed(seed, "pretrain", st),
+                style=st,
                 length=max(self.length, 1),
             )  # fmt: skip
             for st in set(self.styles)

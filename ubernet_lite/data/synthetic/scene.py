@@ -803,7 +803,9 @@ def _sample_room(u: _Uniform, style: str) -> Scene:
     return b.finish(style)
 
 
-def _sample_msra(u: _Uniform, cls: str | None = None, frac=(0.6, 0.3), style: str = "msra") -> Scene:
+def _sample_msra(
+    u: _Uniform, cls: str | None = None, frac=(0.6, 0.3), style: str = "msra"
+) -> Scene:
     """One object, large and roughly centred, in front of a plain backdrop (floor and wall):
     of class ``cls`` (None: a random class), its projected bounding radius ``frac[0]`` to
     ``frac[0] + frac[1]`` of half the image."""

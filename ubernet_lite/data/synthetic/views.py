@@ -94,6 +94,7 @@ def union_table(name: str) -> dict[str, dict]:
         raise ValueError(f"union must be one of {sorted(UNION_TABLES)}, got {name!r}")
     return UNION_TABLES[name]
 
+
 @dataclass(frozen=True)
 class MemberSpec:
     """One member of the union, parsed from a table entry.
