@@ -20,6 +20,7 @@ from torch.utils.data import Subset
 
 from ubernet_lite.config import make_config
 from ubernet_lite.data import SynthWorld
+from ubernet_lite.data.synthetic.views import UNION_TABLES
 from ubernet_lite.metrics import evaluate
 from ubernet_lite.series.runs import short_run_batch_sizes
 from ubernet_lite.training import Trainer
@@ -43,7 +44,11 @@ def main():
     ap.add_argument("--bp-det", type=int, default=1)
     ap.add_argument("--union", default="course")
     ap.add_argument("--tasks", default="all")
+    ap.add_argument(
+        "--shares", default="", help="member=share,... overriding the union's shares (as 'union')"
+    )
     ap.add_argument("--init", default="pretrained", help="random | pretrained")
+    ap.add_argument("--styles", default="", help="member=style,... overriding the views' styles")
     ap.add_argument("--pre-samples", type=int, default=24000)
     ap.add_argument("--pre-lr", type=float, default=0.05)
     ap.add_argument("--gamma-normals", type=float, default=None)
@@ -55,6 +60,16 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.shares or a.styles:  # a variant of the union's table, registered under its own name
+        table = {k: dict(v) for k, v in UNION_TABLES[a.union].items()}
+        for item in filter(None, a.shares.split(",")):
+            member, share = item.split("=")
+            table[member]["proportion"] = float(share)
+        for item in filter(None, a.styles.split(",")):
+            member, style = item.split("=")
+            table[member]["style"] = style
+        a.union = f"{a.union}[{a.shares};{a.styles}]"
+        UNION_TABLES[a.union] = table
     gammas = {"normals": a.gamma_normals} if a.gamma_normals else None
     cfg = make_config("lite", tasks=a.tasks, gammas=gammas)
     init = "random"
