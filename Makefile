@@ -14,6 +14,9 @@ DATA ?= synthetic
 DEVICE ?= cpu
 DATA_ROOT ?=
 STEPS ?=
+# The scale of the lite preset's runs (ul.series.SCALE_SETTINGS): course for `make reproduce`,
+# `make reproduce SCALE=quick` for the quick run that `make test` checks (PRESET=paper ignores it).
+SCALE ?= course
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: setup test test-unit test-notebooks test-paper-series reproduce notebooks-refresh lab lint format bench clean book book-check
@@ -44,16 +47,18 @@ test-notebooks: setup
 test-paper-series: setup
 	UBERNET_PAPER_SERIES=1 MPLBACKEND=Agg $(PY) -m pytest tests/test_paper_series.py -q
 
-# The main job: every notebook of the series, in order, headless, into outputs/notebooks/.
+# The main job: every notebook of the series, in order, headless, into outputs/notebooks/, at
+# SCALE (course by default; every notebook takes the `scale` parameter, those that train nothing
+# ignore it).
 reproduce: setup
 	@mkdir -p outputs/notebooks
 	@for nb in $(NB); do \
 	  echo "== $$nb"; start=$$(date +%s); \
 	  $(VENV)/bin/papermill --cwd notebooks -k $(KERNEL) \
-	    -p preset $(PRESET) -p data $(DATA) -p device $(DEVICE) \
+	    -p preset $(PRESET) -p scale $(SCALE) -p data $(DATA) -p device $(DEVICE) \
 	    $(if $(DATA_ROOT),-p data_root $(DATA_ROOT)) $(if $(STEPS),-p steps $(STEPS)) \
 	    $$nb outputs/notebooks/$$(basename $$nb) --no-progress-bar || exit 1; \
-	  echo "$$(basename $$nb) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
+	  echo "$$(basename $$nb) $(SCALE) $$(( $$(date +%s) - start )) s" | tee -a outputs/timings.txt; \
 	done
 
 # Re-execute the notebooks in place, rewriting their stored outputs (what nbval compares).

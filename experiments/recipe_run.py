@@ -24,7 +24,12 @@ from ubernet_lite.data.synthetic.views import UNION_TABLES
 from ubernet_lite.metrics import evaluate
 from ubernet_lite.series.runs import short_run_batch_sizes
 from ubernet_lite.training import Trainer
-from ubernet_lite.training.pretrain import PretrainSettings, pretrained_trunk
+from ubernet_lite.training.pretrain import (
+    STATE_FILE,
+    PretrainSettings,
+    load_trunk_file,
+    pretrained_trunk,
+)
 
 LOG = Path(__file__).with_name("log.jsonl")
 PRIMARY = {
@@ -76,7 +81,10 @@ def main():
     t0 = time.time()
     if a.init == "pretrained":
         ps = PretrainSettings(size=a.size, samples=a.pre_samples, lr=a.pre_lr)
-        init = str(pretrained_trunk(make_config("lite"), ps, progress=False))
+        path = pretrained_trunk(make_config("lite"), ps, progress=False)
+        init = "trunk:" + str(path.with_name(STATE_FILE))
+        if not path.with_name(STATE_FILE).is_file():
+            torch.save(load_trunk_file(path)["trunk"], path.with_name(STATE_FILE))
     pre_s = time.time() - t0
     bs = short_run_batch_sizes(cfg, a.bp)
     if "detection" in bs:

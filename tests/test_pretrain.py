@@ -73,9 +73,9 @@ def test_the_cache_is_read_not_retrained(cfg, cached, monkeypatch):
 
 def test_a_run_starts_from_the_pretrained_trunk(cfg, cached):
     _, path = cached
-    trainer = Trainer(
-        cfg, out=None, steps=1, progress=False, prefetch=False, image_size=64, init=str(path)
-    )
+    init = f"trunk:{path.with_name(pt.STATE_FILE)}"
+    trainer = Trainer(cfg, out=None, steps=1, progress=False, prefetch=False, image_size=64,
+                      init=init)  # fmt: skip
     trunk = pt.load_trunk_file(path)["trunk"]
     for k, v in trainer.model.trunk.state_dict().items():
         assert torch.equal(v, trunk[k]), k
@@ -85,14 +85,37 @@ def test_a_run_starts_from_the_pretrained_trunk(cfg, cached):
 def test_another_architecture_is_refused(cached):
     _, path = cached
     wider = make_config("lite", tasks="semantic")
-    with pytest.raises(ValueError, match="another architecture"):
+    with pytest.raises(RuntimeError, match="size mismatch"):
         Trainer(wider, out=None, steps=1, progress=False, prefetch=False, image_size=64,
-                init=str(path))  # fmt: skip
+                init=f"trunk:{path.with_name(pt.STATE_FILE)}")  # fmt: skip
+    assert pt.cache_key(wider, TINY) != pt.cache_key(
+        make_config("lite", width=1 / 16, fc_channels=32), TINY
+    )
+
+
+def test_pretrained_init_is_the_series_hook(cfg, tmp_path, monkeypatch):
+    assert pt.pretrained_init(cfg, image_size=64, train=False, root=tmp_path) is None
+    calls = []
+    monkeypatch.setattr(
+        pt,
+        "pretrain",
+        lambda c, s, progress=False: (
+            calls.append(s)
+            or {"trunk": pt.trunk_of(c).state_dict(), "wall_s": 0.0, "val_before": {}, "val": {}}
+        ),
+    )
+    init = pt.pretrained_init(cfg, image_size=64, root=tmp_path, verbose=False)
+    assert init.startswith("trunk:") and init.endswith(pt.STATE_FILE)
+    assert [s.size for s in calls] == [64] and calls[0].samples == pt.PretrainSettings().samples
+    assert pt.pretrained_init(cfg, image_size=64, train=False, root=tmp_path) == init
+    assert len(calls) == 1
 
 
 def test_settings_check_init_and_union():
     with pytest.raises(ValueError, match="init must be"):
         TrainSettings(init="imagenette").check()
+    with pytest.raises(ValueError, match="union must be"):
+        TrainSettings(union="").check()
     with pytest.raises(ValueError, match="union must be one of"):
         union_table("nope")
     assert union_table("course") is COURSE_TABLE

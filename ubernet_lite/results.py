@@ -13,11 +13,25 @@ Notebook 10's tables: :func:`paper_tables` (one table per task in the paper's co
 trivial baseline) and :func:`weight_sweep_table` (Table 9). Notebook 11's: :func:`task_table` per
 task and :func:`cost_table` (Delta_m, parameters, FLOPs). Both write their part of
 ``outputs/results.md`` with :func:`write_results_section`, leaving the other's part as it is.
+
+Results as data: notebook 10 also writes ``outputs/results.json`` (:func:`write_results_json`,
+read back and checked with :func:`read_results_json`)::
+
+    {"format": "ubernet_lite.results/1", "scale": "course", "preset": "lite", "data": "synthetic",
+     "wall_time_s": {"runs": {model: s}, "total": s}, "test": {...},
+     "seven_task": {task: {column: value}}, "single_task": {...}, "trivial": {...},
+     "seven_task_normals_gamma5": {...} (or null: the run diverged), ...}
+
+The course scale's targets (:data:`COURSE_TARGETS`, issue 14 item 4) are checked with
+:func:`target_misses`; a run's periodic evaluations become learning curves with
+:func:`learning_curve`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,3 +256,177 @@ def write_results_section(path: str | Path, body: str, title: str | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(parts).lstrip("\n"))
     return path
+
+
+# ---- learning curves ---------------------------------------------------------------------------
+
+
+def learning_curve(evals: list[dict], task: str, column: str | None = None) -> list[tuple]:
+    """``[(labelled samples of task seen, value), ...]`` of a run's periodic evaluations
+    (``Trainer.evals`` rows ``{"step", "samples", "task", "labelled", "metric", "value"}``) on
+    ``column`` (default the task's :data:`PRIMARY` metric), in training order; rows without a
+    labelled count (a checkpoint older than it) or with a non-finite value are left out."""
+    column = column or PRIMARY[task]
+    out = []
+    for row in evals:
+        if row.get("task") != task or row.get("metric") != column:
+            continue
+        x, y = row.get("labelled"), row.get("value")
+        if x is None or y is None or not (math.isfinite(float(x)) and math.isfinite(float(y))):
+            continue
+        out.append((float(x), float(y)))
+    return out
+
+
+# ---- the course scale's targets (issue 14 item 4) ----------------------------------------------
+
+#: What the seven-task model must reach at the course scale: task -> (column, ">=" | "<=",
+#: value); fractions, normals in degrees. Measured on >= 128 test images at the training size,
+#: boundary metrics over 99 thresholds (notebook 10 checks those conditions too).
+COURSE_TARGETS: dict[str, tuple[str, str, float]] = {
+    "semantic": ("mIoU", ">=", 0.30),
+    "parts": ("mIoU", ">=", 0.25),
+    "detection": ("mAP_voc07", ">=", 0.15),
+    "semantic_boundaries": ("mMF", ">=", 0.20),
+    "saliency": ("maxF", ">=", 0.50),
+    "boundaries": ("ODS", ">=", 0.50),
+    "normals": ("mean", "<=", 12.0),
+}
+
+
+def target_misses(result: dict, targets: dict | None = None) -> list[str]:
+    """One line per target of ``targets`` (default :data:`COURSE_TARGETS`) that ``result``
+    (``{task: {column: value}}``) misses, or lacks; empty when every target is reached."""
+    targets = COURSE_TARGETS if targets is None else targets
+    misses = []
+    for task, (column, op, need) in targets.items():
+        value = result.get(task, {}).get(column)
+        if op not in (">=", "<="):
+            raise ValueError(f"target {task}: op must be '>=' or '<=', got {op!r}")
+        shown = format_value(task, column, value)
+        want = format_value(task, column, need)
+        if value is None or math.isnan(value):
+            misses.append(f"{task} {column}: missing (needs {op} {want})")
+        elif (value < need) if op == ">=" else (value > need):
+            misses.append(f"{task} {column} = {shown}, needs {op} {want}")
+    return misses
+
+
+# ---- results.json --------------------------------------------------------------------------------
+
+#: The ``format`` entry of ``outputs/results.json``.
+RESULTS_FORMAT = "ubernet_lite.results/1"
+#: The top-level keys of results.json that are not models.
+META_KEYS = ("format", "scale", "preset", "data", "wall_time_s", "test")
+
+
+def model_key(name: str) -> str:
+    """A results.json model name from a table's method name: ``"seven-task"`` -> ``"seven_task"``."""
+    key = str(name).strip().replace("-", "_").replace(" ", "_")
+    if not key or key in META_KEYS:
+        raise ValueError(f"model name {name!r} is empty or a reserved key {META_KEYS}")
+    return key
+
+
+def _clean(value):
+    """A metric value as JSON holds it: a float, or None for NaN / missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def results_document(
+    models: dict[str, dict | None],
+    scale: str,
+    preset: str,
+    data: str,
+    wall_time_s: dict | None = None,
+    test: dict | None = None,
+) -> dict:
+    """The results.json document: ``models`` (``{name: {task: {column: value}}}``, None for a
+    run that diverged; names through :func:`model_key`) at the top level beside ``format``,
+    ``scale``, ``preset``, ``data``, ``wall_time_s`` (``{"runs": {model: seconds}, ...}``) and
+    ``test`` (what was evaluated: images, size, thresholds). NaN metrics become null."""
+    doc = {
+        "format": RESULTS_FORMAT,
+        "scale": str(scale),
+        "preset": str(preset),
+        "data": str(data),
+        "wall_time_s": dict(wall_time_s or {}),
+        "test": dict(test or {}),
+    }
+    for name, result in models.items():
+        key = model_key(name)
+        if key in doc:
+            raise ValueError(f"two models are named {key!r} in results.json")
+        doc[key] = None if result is None else {
+            task: {col: _clean(v) for col, v in cols.items()} for task, cols in result.items()
+        }  # fmt: skip
+    check_results_document(doc)
+    return doc
+
+
+def check_results_document(doc: dict) -> None:
+    """Raise ``ValueError`` (one line saying what is wrong) unless ``doc`` is a results.json
+    document: the meta keys present, every other key a model ``{task: {column: float | None}}``
+    (or None) with known tasks and columns."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"results.json must hold an object, got {type(doc).__name__}")
+    missing = [k for k in META_KEYS if k not in doc]
+    if missing:
+        raise ValueError(f"results.json misses {missing}; write it with write_results_json")
+    if doc["format"] != RESULTS_FORMAT:
+        raise ValueError(f"results.json format {doc['format']!r}, expected {RESULTS_FORMAT!r}")
+    for key in ("scale", "preset", "data"):
+        if not isinstance(doc[key], str):
+            raise ValueError(f"results.json {key!r} must be a string, got {doc[key]!r}")
+    runs = doc["wall_time_s"]
+    if not isinstance(runs, dict):
+        raise ValueError("results.json 'wall_time_s' must be an object")
+    for name, result in doc.items():
+        if name in META_KEYS or result is None:
+            continue
+        if not isinstance(result, dict):
+            raise ValueError(f"results.json model {name!r} must be {{task: {{column: value}}}}")
+        for task, cols in result.items():
+            if task not in COLUMNS:
+                raise ValueError(f"results.json model {name!r}: unknown task {task!r}")
+            if not isinstance(cols, dict):
+                raise ValueError(f"results.json {name}.{task} must be {{column: value}}")
+            for col, value in cols.items():
+                if col not in COLUMNS[task]:
+                    raise ValueError(
+                        f"results.json {name}.{task}: unknown column {col!r}; "
+                        f"expected some of {COLUMNS[task]}"
+                    )
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))
+                ):
+                    raise ValueError(f"results.json {name}.{task}.{col} must be a number or null")
+
+
+def models_of(doc: dict) -> dict[str, dict | None]:
+    """The models of a results.json document (every key but :data:`META_KEYS`)."""
+    return {k: v for k, v in doc.items() if k not in META_KEYS}
+
+
+def write_results_json(path: str | os.PathLike, models: dict, scale: str, preset: str,
+                       data: str, wall_time_s: dict | None = None,
+                       test: dict | None = None) -> Path:  # fmt: skip
+    """Write :func:`results_document` to ``path`` (``outputs/results.json``), atomically (a
+    temporary file renamed over it); returns the path."""
+    doc = results_document(models, scale, preset, data, wall_time_s, test)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_results_json(path: str | os.PathLike) -> dict:
+    """The document of ``path``, checked (:func:`check_results_document`)."""
+    doc = json.loads(Path(path).read_text())
+    check_results_document(doc)
+    return doc

@@ -13,8 +13,11 @@ Every ``*_to_rgb`` function takes one map (no batch dimension) and returns a flo
 
 :func:`show_sample` draws the image and the seven annotations of one sample (a panel says "not
 labelled" for a target the sample lacks); :func:`qualitative_figure` draws, per image, the image
-and the seven outputs of a model (the paper's Fig. 1 / Fig. 4 style). :func:`plot_loss_curves`
-draws a training run's per-task losses.
+and the seven outputs of a model (the paper's Fig. 1 / Fig. 4 style);
+:func:`truth_and_prediction_figure` draws, per test image, its ground truth above the model's
+prediction for every task, with legends of the class and part colours.
+:func:`plot_loss_curves` draws a training run's per-task losses, :func:`plot_learning_curves`
+every task's test metric against the labelled samples seen (one panel per task, several models).
 """
 
 from __future__ import annotations
@@ -170,10 +173,15 @@ def draw_boxes(
             text.append(class_names[i - 1] if 1 <= i <= len(class_names) else str(i))
         if sc is not None:
             text.append(f"{sc[k]:.2f}")
-        if text:
+        if text:  # above the box; inside it at the image's top, right-aligned at its right
+            (xa, xb), (ya, yb) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+            right = x0 > xa + 0.6 * (xb - xa)
+            top = y0 - ya < 0.12 * (yb - ya)
             ax.text(
-                x0 - 0.5, y0 - 1.5, " ".join(text), color="white", fontsize=6,
-                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0),
+                min(x1 + 0.5, xb) if right else max(x0 - 0.5, xa), max(y0 - 0.5, ya),
+                " ".join(text), color="white",
+                fontsize=6, ha="right" if right else "left", va="top" if top else "bottom",
+                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0), clip_on=True,
             )  # fmt: skip
 
 
@@ -291,6 +299,30 @@ def _prediction_panel(key: str, pred, b: int, class_names) -> dict | None:
     return {key: p.sigmoid().squeeze(0)}  # boundaries, saliency: logits [1, H, W]
 
 
+def _confident(ax, sample: dict, score_threshold: float, max_boxes: int | None = None) -> dict:
+    """``sample`` with only its detections scoring >= ``score_threshold`` (the ``max_boxes``
+    best); when none is left, ``ax`` says so (with the best score), rather than showing an image
+    that looks unprocessed."""
+    if sample.get("scores") is None:
+        return sample
+    scores = _np(sample["scores"]).reshape(-1)
+    keep = np.flatnonzero(scores >= score_threshold)
+    keep = keep[np.argsort(-scores[keep], kind="stable")][:max_boxes]
+    if keep.size == 0:
+        best = f" (best {scores.max():.2f})" if scores.size else ""
+        ax.text(
+            0.5, 0.04, f"no box >= {score_threshold:g}{best}",
+            transform=ax.transAxes, ha="center", va="bottom", fontsize=6,
+            color="white", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1},
+        )  # fmt: skip
+    return {
+        **sample,
+        "boxes": _np(sample["boxes"]).reshape(-1, 4)[keep],
+        "labels": None if sample["labels"] is None else _np(sample["labels"]).reshape(-1)[keep],
+        "scores": scores[keep],
+    }
+
+
 def qualitative_figure(
     images,
     predictions: Mapping,
@@ -337,22 +369,8 @@ def qualitative_figure(
                     _style(ax, TITLES[key] if b == 0 else None)
                     continue
                 sample.update(_prediction_panel(key, predictions[key], b, class_names))
-                if key == "detection" and sample.get("scores") is not None:
-                    scores = _np(sample["scores"]).reshape(-1)
-                    keep = scores >= score_threshold
-                    if not keep.any():  # say so, rather than an image that looks unprocessed
-                        best = f" (best {scores.max():.2f})" if scores.size else ""
-                        ax.text(
-                            0.5, 0.04, f"no box >= {score_threshold:g}{best}",
-                            transform=ax.transAxes, ha="center", va="bottom", fontsize=6,
-                            color="white", bbox={"facecolor": "black", "alpha": 0.6, "pad": 1},
-                        )  # fmt: skip
-                    sample = {
-                        **sample,
-                        "boxes": _np(sample["boxes"]).reshape(-1, 4)[keep],
-                        "labels": None if sample["labels"] is None else _np(sample["labels"])[keep],
-                        "scores": _np(sample["scores"])[keep],
-                    }
+                if key == "detection":
+                    sample = _confident(ax, sample, score_threshold)
             _panel(ax, key, sample, class_names)
             _style(ax, TITLES[key] if b == 0 else None)
     return fig
@@ -384,3 +402,155 @@ def plot_loss_curves(history: list[dict], tasks: list[str], smooth: int = 10, ax
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     return fig if fig is not None else ax.figure
+
+
+def truth_and_prediction_figure(
+    samples: Sequence[Mapping],
+    predictions: Mapping,
+    class_names: Sequence[str] = SYNTH_CLASSES,
+    part_names: Sequence[str] = PART_NAMES,
+    score_threshold: float = 0.5,
+    max_boxes: int = 6,
+    size: float = 1.45,
+    title: str | None = None,
+):
+    """Per test image two rows: its ground truth, then the model's prediction, for every task
+    (columns in :data:`PANELS` order), with legends of the class and part colours.
+
+    Args:
+        samples: N sample dicts with their labels (``image`` [3, H, W] and the targets).
+        predictions: ``model(torch.stack([s["image"] for s in samples]))`` in eval mode (see
+            :func:`qualitative_figure`); a task the model lacks gets a "no branch" panel.
+        class_names, part_names: the legends' names (classes 1..K, parts 1..P in the palette).
+        score_threshold, max_boxes: the predicted detections drawn (the best ``max_boxes``
+            scoring >= the threshold, each with its class name and score); ground-truth boxes
+            carry their class names.
+        title: the figure's title.
+
+    Returns:
+        the matplotlib figure: 2 N rows x 8 columns of panels, two legends below them.
+    """
+    if not samples:
+        raise ValueError("truth_and_prediction_figure: expected at least one sample")
+    unknown = [k for k in predictions if k not in PANELS]
+    if unknown:
+        raise ValueError(
+            f"truth_and_prediction_figure: unknown tasks {unknown}; expected some of "
+            f"{list(PANELS[1:])}"
+        )
+    n = len(samples)
+    fig, axes = plt.subplots(
+        2 * n, len(PANELS), figsize=(size * len(PANELS), size * 2 * n + 1.3),
+        layout="constrained", squeeze=False,
+    )  # fmt: skip
+    for i, truth in enumerate(samples):
+        top, bottom = axes[2 * i], axes[2 * i + 1]
+        index = truth.get("meta", {}).get("index", i)
+        for c, key in enumerate(PANELS):
+            _panel(top[c], key, truth, class_names)
+            _style(top[c], TITLES[key] if i == 0 else None)
+            ax = bottom[c]
+            if key == "image":
+                _panel(ax, key, truth, class_names)
+            elif key not in predictions:
+                _blank(ax, "no branch")
+            else:
+                pred = {"image": truth["image"]}
+                pred.update(_prediction_panel(key, predictions[key], i, class_names))
+                if key == "detection":
+                    pred = _confident(ax, pred, score_threshold, max_boxes)
+                _panel(ax, key, pred, class_names)
+            _style(ax, None)
+        top[0].set_ylabel(f"#{index} truth", fontsize=8)
+        bottom[0].set_ylabel(f"#{index} predicted", fontsize=8, color="tab:blue")
+        for ax in bottom:  # a blue frame: the model's row
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:blue")
+    fig.legend(
+        handles=legend_handles(class_names), loc="outside lower left", fontsize=7,
+        title="classes (detection, semantic segm. and boundaries)", title_fontsize=7,
+        ncol=min(len(class_names), 10 if len(class_names) > 6 else 6), frameon=False,
+    )  # fmt: skip
+    fig.legend(
+        handles=legend_handles(part_names), loc="outside lower right", fontsize=7,
+        title="human parts", title_fontsize=7, ncol=min(len(part_names), 6), frameon=False,
+    )  # fmt: skip
+    notes = (
+        f"detections: the best {max_boxes} scoring >= {score_threshold:g}, class and score; "
+        "boundaries and saliency: dark = on; normals: x right -> red, y down -> green, "
+        "z to the camera -> blue"
+    )
+    fig.suptitle((title + "\n" if title else "") + notes, fontsize=8 if not title else 9)
+    return fig
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Mapping[str, Sequence[tuple]]],
+    metrics: Mapping[str, str],
+    lower_is_better: Sequence[str] = ("normals",),
+    targets: Mapping[str, float] | None = None,
+    caption: str | None = None,
+    size: float = 2.6,
+):
+    """Every task's test metric against the labelled samples of that task seen, one panel per
+    task, one line per model.
+
+    Args:
+        curves: ``{model: {task: [(labelled samples, value), ...]}}`` (e.g.
+            ``{"seven-task": ..., "single-task": ...}``; ``results.learning_curve`` of each run).
+        metrics: ``{task: column}`` drawn in each panel (its y label); fractions are drawn as
+            percentages, the tasks in ``lower_is_better`` (degrees) as they are.
+        targets: optional ``{task: value}`` drawn as a dashed line (the scale's target).
+        caption: a line below the panels (what was evaluated, how often, on what).
+
+    Returns:
+        the figure; a panel without any point says so.
+    """
+    tasks = list(metrics)
+    if not tasks:
+        raise ValueError("plot_learning_curves: expected at least one task in metrics")
+    cols = min(4, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols, size * 0.8 * rows + 0.6), layout="constrained",
+        squeeze=False,
+    )  # fmt: skip
+    styles = ["-o", "--s", ":^", "-.v"]
+    for k, task in enumerate(tasks):
+        ax = axes.flat[k]
+        scale = 1.0 if task in lower_is_better else 100.0
+        drawn = False
+        for m, (model, per_task) in enumerate(curves.items()):
+            pts = list(per_task.get(task, []))
+            if not pts:
+                continue
+            x, y = np.asarray(pts, dtype=float).T
+            ax.plot(x, y * scale, styles[m % len(styles)], ms=3, lw=1.2, label=model)
+            drawn = True
+        if targets and task in targets:
+            ax.axhline(targets[task] * scale, color="0.5", ls="--", lw=0.8, label="target")
+        unit = "deg, lower is better" if task in lower_is_better else "%"
+        ax.set_title(task.replace("_", " "), fontsize=9)
+        ax.set_ylabel(f"{metrics[task]} ({unit})", fontsize=8)
+        ax.set_xlabel(f"labelled {task.replace('_', ' ')} samples seen", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if not drawn:
+            _blank(ax, "no periodic evaluation")
+    handles, labels = [], []
+    for ax in axes.flat[: len(tasks)]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    spare = axes.flat[len(tasks) :]
+    for ax in spare:
+        ax.axis("off")
+    if handles:
+        if len(spare):
+            spare[0].legend(handles, labels, loc="center", fontsize=8, frameon=False)
+        else:
+            fig.legend(handles, labels, loc="outside lower center", fontsize=8, ncol=len(labels))
+    if caption:
+        fig.suptitle(caption, fontsize=8)
+    return fig

@@ -1,6 +1,8 @@
 """The runs of the notebook series and what they are tested on.
 
-* :mod:`.runs` -- :func:`preset_settings` (steps, input size, B_p, init per preset),
+* :mod:`.runs` -- :func:`preset_settings` (steps, input size, B_p, init per preset and, for
+  the lite preset, per scale: :data:`SCALE_SETTINGS`, ``"quick"`` or ``"course"``),
+  :func:`resolve_init` (``init="pretrained"``: the shared pretrained trunk),
   :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
   :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
@@ -17,8 +19,15 @@ from .pool import train_runs
 from .results_data import RealResults, ResultsData, SyntheticResults, results_data
 from .runs import (
     PRESET_SETTINGS,
+    PRETRAINED,
+    SCALE_SETTINGS,
+    SCALE_TEST_IMAGES,
+    SCALES,
     cached_run,
+    check_scale,
     preset_settings,
+    pretrained_init_hook,
+    resolve_init,
     run_dir,
     series_dir_name,
     series_run,
@@ -29,7 +38,14 @@ from .runs import (
 __all__ = [
     "AttentiveRun",
     "PRESET_SETTINGS",
+    "PRETRAINED",
+    "SCALES",
+    "SCALE_SETTINGS",
+    "SCALE_TEST_IMAGES",
+    "check_scale",
     "preset_settings",
+    "pretrained_init_hook",
+    "resolve_init",
     "RealResults",
     "ResultsData",
     "SyntheticResults",

@@ -11,8 +11,9 @@ from multiprocessing import get_context
 
 import torch
 
+from ..config import make_config
 from ..progress import progress_bar
-from .runs import series_run
+from .runs import PRETRAINED, resolve_init, series_run
 
 
 def _train_worker(job: tuple[str, dict, int]) -> str:
@@ -39,6 +40,7 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
     ]
     if not todo:
         return []
+    _pretrain_once([runs[n] for n in todo])
     jobs = [(n, runs[n], threads) for n in todo]
     bar = progress_bar(total=len(jobs), desc="training runs", unit="run")
     if workers <= 1 or len(jobs) == 1:
@@ -54,3 +56,16 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
                 bar.update(1)
     bar.close()
     return todo
+
+
+def _pretrain_once(runs: list[dict]) -> None:
+    """Run the shared pretraining stage (``init="pretrained"``, :func:`.runs.resolve_init`) here,
+    before the workers start, so that they all load its cached trunk instead of each pretraining
+    its own at the same time."""
+    for kw in runs:
+        if kw.get("init") == PRETRAINED:
+            cfg = make_config(
+                kw.get("preset", "lite"), tasks=kw.get("tasks", "all"),
+                data=kw.get("data", "synthetic"), gammas=kw.get("gammas"),
+            )  # fmt: skip
+            resolve_init(PRETRAINED, cfg, kw.get("image_size"), train=True)

@@ -138,6 +138,7 @@ def _run_in_chunks(trainer: Trainer, steps: int, on_chunk, chunk: int) -> None:
             row = trainer.train_step()
             bar.update(1)
             bar.set_postfix(loss=f"{row['total']:.3g}")
+            trainer.evaluate_if_due()  # the learning curves, as trainer.run() evaluates
             if trainer.step % chunk == 0 or trainer.step == steps:
                 if trainer.out is not None:
                     trainer.save()
@@ -165,8 +166,10 @@ def series_run(
     device: str = "cpu",
     lr: float = 0.01,
     short_batches: int | None = 2,
+    scale: str = "quick",
+    init: str = "random",
     **kwargs,
-) -> Trainer:
+) -> Trainer | None:
     """The runs of notebooks 00, 09 and 10, one definition so that they share one cache.
 
     The defaults are the quick CPU run (64 px, 600 micro-batches of 2, B_p = 2 via
@@ -181,13 +184,22 @@ def series_run(
     The run lives in ``outputs/runs/<name>`` for the default preset and data (lite, synthetic)
     and in ``outputs/runs/<name>-<preset>-<data>`` otherwise (:func:`series_dir_name`), so that a
     paper-scale or real-data series never overwrites the quick synthetic runs' cache.
+
+    ``scale`` (``"quick"`` or ``"course"``, :data:`SCALE_SETTINGS`) only names the cache folder
+    (``-course`` for the lite preset's course runs); the settings themselves come from
+    ``**preset_settings(preset, scale=scale)``. ``init="pretrained"`` starts from the shared
+    pretrained trunk (:func:`resolve_init`; ``"random"`` where the package has none).
     """
     cfg = make_config(preset, tasks=tasks, data=data, gammas=gammas)  # checks data
     kwargs["data"] = data
     if short_batches:
         kwargs.setdefault("batch_sizes", short_run_batch_sizes(cfg, short_batches))
+    train = kwargs.get("train", True)
+    init = resolve_init(init, cfg, image_size, train=train, verbose=kwargs.get("verbose", True))
+    if init is None:  # look-up only, and the shared trunk is not pretrained yet
+        return None
     return cached_run(
-        series_dir_name(name, preset, data),
+        series_dir_name(name, preset, data, scale),
         cfg,
         steps=steps,
         image_size=image_size,
@@ -196,48 +208,153 @@ def series_run(
         optimizer=optimizer,
         device=device,
         lr=lr,
+        init=init,
         **kwargs,
     )
 
 
-#: The run settings of each preset (:func:`preset_settings`). lite: the quick CPU run of the
-#: notebooks (64 px, 600 micro-batches of 2, B_p = 2). paper: Sec. 3's setting for one GPU: shortest
-#: side 621 (``image_size=None``: the config's ``input_size``), Table 1's B_p (``short_batches=None``:
-#: 30 for the trunk, 10 per task, 2 for detection, ``resolve_batch_sizes``' defaults), ImageNet
-#: VGG-16 in the trunk, 20000 micro-batches of 2 (~1300 trunk updates of 30 images; on one
-#: current GPU a few hours -- the paper trained for days; pass ``steps`` to change it).
+#: The scales of the lite preset (:data:`SCALE_SETTINGS`); ``"full"`` is an alias of ``"course"``.
+SCALES = ("quick", "course")
+SCALE_ALIASES = {"full": "course"}
+#: ``init`` meaning "the shared pretrained trunk" (:func:`resolve_init`): every compared model of a
+#: series starts from the same trunk, pretrained once and cached, as the paper's start from ImageNet.
+PRETRAINED = "pretrained"
+
+#: The run settings of each scale of the lite preset (:func:`preset_settings`).
+#:
+#: * ``quick`` -- what the committed notebooks and nbval run (``make test``): 600 micro-batches
+#:   of 2 at 64 px, B_p = 2, random init, no periodic evaluation. Do not change it: nbval
+#:   compares the notebooks' outputs with these settings' and the quick caches are keyed on them.
+#: * ``course`` -- what ``make reproduce`` passes (``SCALE ?= course``): larger images (objects
+#:   span several cells of the stride-8 maps), more samples, the shared pretrained trunk, and a
+#:   periodic evaluation of ``eval_images`` val images every ``eval_every`` micro-batches over
+#:   ``eval_thresholds`` boundary thresholds (the learning curves of notebook 10). **One dict to
+#:   change**: every key is a keyword of :func:`series_run` (or of the Trainer behind it:
+#:   ``lr``, ``union_length``, ``augment``, ``eval_*`` ...); the values below are placeholders
+#:   until the course recipe is measured.
+SCALE_SETTINGS: dict[str, dict] = {
+    "quick": dict(steps=600, image_size=64, micro_batch=2, short_batches=2, init="random"),
+    "course": dict(
+        steps=3000,
+        image_size=96,
+        micro_batch=4,
+        short_batches=4,
+        init=PRETRAINED,
+        lr=0.02,
+        # the learning curves: one evaluation of the seven-task lite net on 32 val images at
+        # 96 px over 9 thresholds takes ~15 s on one core (semantic boundaries' thinning ~75 %),
+        # ~7 s on 16: every 300 steps that is ~10 % of a 3000-step run
+        eval_every=300,
+        eval_images=16,
+        eval_thresholds=9,
+    ),
+}
+#: Test images notebooks 10 (and 00) evaluate at each scale (course: item 4's >= 128).
+SCALE_TEST_IMAGES = {"quick": 32, "course": 128}
+
+#: The run settings of each preset (:func:`preset_settings`). lite: its ``quick`` scale
+#: (:data:`SCALE_SETTINGS`; ``preset_settings("lite", scale="course")`` for the course run).
+#: paper: Sec. 3's setting for one GPU: shortest side 621 (``image_size=None``: the config's
+#: ``input_size``), Table 1's B_p (``short_batches=None``: 30 for the trunk, 10 per task, 2 for
+#: detection, ``resolve_batch_sizes``' defaults), ImageNet VGG-16 in the trunk, 20000 micro-batches
+#: of 2 (~1300 trunk updates of 30 images; on one current GPU a few hours -- the paper trained for
+#: days; pass ``steps`` to change it). With the paper preset ``scale`` is ignored.
 PRESET_SETTINGS = {
-    "lite": dict(steps=600, image_size=64, micro_batch=2, short_batches=2, init="random"),
+    "lite": SCALE_SETTINGS["quick"],
     "paper": dict(steps=20000, image_size=None, micro_batch=2, short_batches=None, init="imagenet"),
 }
+#: The settings every preset and scale has, and that may always be overridden.
+_CORE = ("steps", "image_size", "micro_batch", "short_batches", "init")
 
 
-def preset_settings(preset: str = "lite", **overrides) -> dict:
-    """The run settings of ``preset`` (:data:`PRESET_SETTINGS`) with ``overrides`` whose value is
-    not None: ``steps``, ``image_size``, ``micro_batch``, ``short_batches`` (0: Table 1's B_p) and
-    ``init`` (``"random"`` | ``"imagenet"``), as :func:`series_run` takes them.
+def check_scale(scale: str) -> str:
+    """``scale`` as a key of :data:`SCALE_SETTINGS` (``"full"`` -> ``"course"``); a clear error
+    otherwise."""
+    scale = SCALE_ALIASES.get(scale, scale)
+    if scale not in SCALES:
+        raise ValueError(
+            f"scale must be one of {list(SCALES)} (or 'full' = 'course'), got {scale!r}"
+        )
+    return scale
+
+
+def preset_settings(preset: str = "lite", scale: str = "quick", **overrides) -> dict:
+    """The run settings of ``preset`` at ``scale`` with ``overrides`` whose value is not None.
+
+    lite: :data:`SCALE_SETTINGS` ``[scale]`` (``"quick"``, the default, or ``"course"``); paper:
+    :data:`PRESET_SETTINGS` ``["paper"]``, whatever ``scale`` says (the preset's settings rule).
+    Overrides: ``steps``, ``image_size``, ``micro_batch``, ``short_batches`` (0: Table 1's B_p),
+    ``init`` (``"random"`` | ``"imagenet"`` | ``"pretrained"``, :func:`resolve_init`) and any
+    other key of the scale's dict, as :func:`series_run` takes them.
 
     ``preset_settings("paper", steps=4, image_size=64, init="random")`` is the paper preset shrunk
-    for a CPU test.
+    for a CPU test; ``preset_settings("lite", scale="course", steps=4)`` the course run shrunk.
     """
     if preset not in PRESET_SETTINGS:
         raise ValueError(f"preset must be one of {sorted(PRESET_SETTINGS)}, got {preset!r}")
-    unknown = sorted(set(overrides) - set(PRESET_SETTINGS[preset]))
+    scale = check_scale(scale)
+    base = SCALE_SETTINGS[scale] if preset == "lite" else PRESET_SETTINGS[preset]
+    known = set(base) | set(_CORE)
+    unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(
-            f"unknown run setting(s) {unknown}; expected {sorted(PRESET_SETTINGS[preset])}"
-        )
-    out = dict(PRESET_SETTINGS[preset])
+        raise TypeError(f"unknown run setting(s) {unknown}; expected {sorted(known)}")
+    out = dict(base)
     out.update({k: v for k, v in overrides.items() if v is not None})
     if not out["short_batches"]:
         out["short_batches"] = None  # Table 1's B_p
     return out
 
 
-def series_dir_name(name: str, preset: str = "lite", data: str = "synthetic") -> str:
+def pretrained_init_hook():
+    """The function that gives the shared pretrained trunk, or None where the package has no
+    pretraining stage: ``ubernet_lite.training.pretrain.pretrained_init`` if that module exists.
+
+    Its contract (:func:`resolve_init` calls it): ``pretrained_init(cfg, image_size=...,
+    train=...) -> str | None``, an ``init`` value :class:`~ubernet_lite.training.Trainer` takes
+    (``"trunk:<path of a trunk state dict>"``, see ``training.init.init_trunk``), the stage run
+    once and cached; with ``train=False`` it only looks the cache up (None: not pretrained yet).
+    """
+    try:
+        from ..training import pretrain
+    except ImportError:
+        return None
+    return getattr(pretrain, "pretrained_init", None)
+
+
+_SAID_RANDOM: list[bool] = []
+
+
+def resolve_init(init: str, cfg: UberNetConfig, image_size: int | None, train: bool = True,
+                 verbose: bool = True) -> str | None:  # fmt: skip
+    """``init`` as the Trainer takes it: ``"pretrained"`` becomes the shared pretrained trunk of
+    :func:`pretrained_init_hook` (pretrained now, once, if ``train``), or ``"random"`` -- said in
+    one printed line -- where the package has no pretraining stage. Other values pass through.
+    None: ``train=False`` and the trunk is not pretrained yet."""
+    if init != PRETRAINED:
+        return init
+    hook = pretrained_init_hook()
+    if hook is None:
+        if verbose and not _SAID_RANDOM:
+            _SAID_RANDOM.append(True)  # once per process
+            print(
+                "init='pretrained': this package has no shared pretraining stage "
+                "(ubernet_lite.training.pretrain.pretrained_init); training from init='random'"
+            )
+        return "random"
+    return hook(cfg, image_size=image_size, train=train)
+
+
+def series_dir_name(
+    name: str, preset: str = "lite", data: str = "synthetic", scale: str = "quick"
+) -> str:
     """The cache folder name of :func:`series_run`'s run ``name``: ``name`` itself for the lite
-    preset on synthetic data, else ``f"{name}-{preset}-{data}"``."""
-    return name if (preset, data) == ("lite", "synthetic") else f"{name}-{preset}-{data}"
+    preset's quick scale on synthetic data, else ``f"{name}-{preset}-{data}"``; the lite preset's
+    course scale adds ``-course`` (the paper preset ignores ``scale``), so that the scales never
+    overwrite each other's cache."""
+    out = name if (preset, data) == ("lite", "synthetic") else f"{name}-{preset}-{data}"
+    if preset == "lite" and check_scale(scale) == "course":
+        out += "-course"
+    return out
 
 
 def single_run_name(run_name: str, task: str, data: str = "synthetic") -> str:

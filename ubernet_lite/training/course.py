@@ -6,20 +6,22 @@ images of their own, the analogue of the paper's ImageNet start), run once and c
 single-task runs and Table 9's normals weights), in the keywords of
 :func:`ubernet_lite.series.series_run` (``steps``, ``image_size``, ``micro_batch``,
 ``short_batches``) plus the two :class:`~.settings.TrainSettings` fields the course adds
-(``union``, ``init``; ``init="pretrained"`` stands for :func:`course_init`'s file).
+(``union``; ``init="pretrained"`` is ``series.resolve_init``'s name of the shared trunk,
+:func:`.pretrain.pretrained_init`).
 
 ```python
 cfg = make_config("lite")
-settings = dict(COURSE_SETTINGS, init=course_init(cfg))  # trains the trunk once, then reads it
+trainer = Trainer(cfg, **dict(COURSE_SETTINGS, init=course_init(cfg)), ...)  # pretrains once
 ```
 """
 
 from __future__ import annotations
 
-from .pretrain import PretrainSettings, pretrained_trunk
+from .pretrain import PretrainSettings, pretrained_init
 
-#: The shared pretraining stage: 24,000 images (96 px, micro-batch 16, lr 0.05, poly decay).
-COURSE_PRETRAIN = PretrainSettings(size=96, samples=24000, micro_batch=16, lr=0.05)
+#: The shared pretraining stage: 24,000 images (96 px, micro-batch 16, lr 0.05, poly decay) --
+#: :class:`PretrainSettings`' defaults, what :func:`.pretrain.pretrained_init` trains.
+COURSE_PRETRAIN = PretrainSettings()
 
 #: The course scale's run settings (every compared model the same).
 COURSE_SETTINGS = dict(
@@ -33,7 +35,7 @@ COURSE_SETTINGS = dict(
 )
 
 
-def course_init(cfg, settings: PretrainSettings = COURSE_PRETRAIN, **kwargs) -> str:
-    """The path of the course's pretrained trunk for ``cfg`` (trained on first use, then cached
-    under ``outputs/pretrain``); ``kwargs`` go to :func:`.pretrain.pretrained_trunk`."""
-    return str(pretrained_trunk(cfg, settings, **kwargs))
+def course_init(cfg, **kwargs) -> str:
+    """``"trunk:<path>"`` of the course's pretrained trunk for ``cfg`` (trained on first use, then
+    cached under ``outputs/pretrain``); ``kwargs`` go to :func:`.pretrain.pretrained_init`."""
+    return pretrained_init(cfg, image_size=COURSE_SETTINGS["image_size"], **kwargs)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from torch.hub import get_dir
 from torchvision.models import VGG16_Weights
 
 from ..model import imagenet_state_dict, load_vgg16_weights
-from .pretrain import load_pretrained_trunk
 
-#: The trunk initialisations of :class:`~ubernet_lite.training.settings.TrainSettings` (besides
-#: the path of a pretrained trunk file, ``*.pt``: :mod:`.pretrain`).
+#: The trunk initialisations of :class:`~ubernet_lite.training.settings.TrainSettings` (and
+#: ``"trunk:<path>"``: a saved trunk state dict, e.g. the series' shared pretrained trunk).
 INITS = ("random", "imagenet")
+TRUNK_FILE = "trunk:"
 
 
 def imagenet_weights_file() -> Path:
@@ -29,15 +30,22 @@ def imagenet_weights_file() -> Path:
 
 def init_trunk(model, init: str):
     """Initialise ``model.trunk`` in place: ``"random"`` leaves it, ``"imagenet"`` copies VGG-16,
-    a path ``*.pt`` copies the trunk of a :func:`~.pretrain.pretrained_trunk` file.
+    ``"trunk:<path>"`` loads a trunk state dict saved with ``torch.save(model.trunk.state_dict())``.
 
     Raises ``FileNotFoundError`` (one line, naming how to get the file) when the ImageNet weights
     are not in torchvision's cache; ``ValueError`` for a trunk they do not fit (the lite preset).
     """
     if init == "random":
         return model
-    if str(init).endswith(".pt"):
-        return load_pretrained_trunk(model, init)
+    if str(init).startswith(TRUNK_FILE):
+        path = Path(str(init)[len(TRUNK_FILE) :])
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"init={init!r}: no trunk state dict at {path}; run the pretraining stage again "
+                "(series.resolve_init) or pass init='random'"
+            )
+        model.trunk.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
     if init != "imagenet":
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     path = imagenet_weights_file()

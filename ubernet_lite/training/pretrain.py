@@ -11,12 +11,15 @@ has no location, no mask, no box, no part, no geometry, so a single-task model a
 model start from the same trunk and their comparison stays what the paper's is.
 
 ```python
-trunk_file = pretrained_trunk(cfg)          # trains once (minutes), then a file read
-trainer = Trainer(cfg, init=str(trunk_file), ...)   # TrainSettings.init = the file's path
+init = pretrained_init(cfg, image_size=96)   # trains once (minutes), then a file look-up
+trainer = Trainer(cfg, init=init, ...)       # "trunk:<path of the trunk's state dict>"
 ```
 
-The file is cached under ``outputs/pretrain/<key>/trunk.pt``, ``key`` a hash of the
-:class:`PretrainSettings` and the trunk's architecture, so a changed recipe trains a new one.
+The stage is cached under ``outputs/pretrain/<key>/``, ``key`` a hash of the
+:class:`PretrainSettings` and the trunk's architecture (so a changed recipe trains a new one):
+``trunk.pt`` (the record: state dict, settings, loss history, held-out scores, wall time) and
+``trunk_state.pt`` (the trunk's state dict alone, what ``init="trunk:<path>"`` loads).
+:func:`pretrained_init` is the hook ``series.resolve_init`` calls for ``init="pretrained"``.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from ..paths import outputs_dir
 from ..progress import progress_bar
 from .async_sgd import poly_schedule
 
-#: Name of the cached file in its folder.
+#: Names of the cached files in their folder: the record, and the trunk's state dict alone.
 TRUNK_FILE = "trunk.pt"
+STATE_FILE = "trunk_state.pt"
 #: Format tag of the file (bump when its layout changes).
 FORMAT = "ubernet_lite.pretrained_trunk/1"
 
@@ -272,9 +276,10 @@ def pretrained_trunk(
         return path
     state = pretrain(cfg, s, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    for target, obj in ((path.with_name(STATE_FILE), state["trunk"]), (path, state)):
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        torch.save(obj, tmp)
+        os.replace(tmp, target)  # the record last: its presence means both are complete
     if verbose:
         print(
             f"[pretrain] {s.samples} images in {state['wall_s']:.0f} s; class presence on "
@@ -282,6 +287,26 @@ def pretrained_trunk(
             f"{state['val'].get('mAP', math.nan):.3f}; saved {path}"
         )
     return path
+
+
+def pretrained_init(
+    cfg, image_size: int | None = None, train: bool = True, verbose: bool = True, root=None
+) -> str | None:
+    """The ``init`` of a run that starts from the shared pretrained trunk: ``"trunk:<path>"``.
+
+    The stage's settings are :class:`PretrainSettings`' defaults (the course's) at the run's
+    ``image_size`` (None: theirs); trained now if not cached and ``train``, else None where it is
+    not cached (``train=False`` only looks up). The hook of ``series.resolve_init``.
+    """
+    s = PretrainSettings() if image_size is None else PretrainSettings(size=int(image_size))
+    base = Path(root) if root is not None else outputs_dir("pretrain")
+    if not train and not (base / cache_key(cfg, s) / TRUNK_FILE).is_file():
+        return None
+    path = pretrained_trunk(cfg, s, root=base, verbose=verbose)
+    state = path.with_name(STATE_FILE)
+    if not state.is_file():  # a record from before the state file existed
+        torch.save(load_trunk_file(path)["trunk"], state)
+    return f"trunk:{state}"
 
 
 def load_trunk_file(path: str | os.PathLike) -> dict:
@@ -296,16 +321,3 @@ def load_trunk_file(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pretrained trunk file ({FORMAT})")
     return state
-
-
-def load_pretrained_trunk(model, path: str | os.PathLike):
-    """Copy the trunk of file ``path`` into ``model.trunk`` (in place; returns ``model``)."""
-    state = load_trunk_file(path)
-    mine = trunk_signature(model.cfg)
-    if state["trunk_signature"] != mine:
-        raise ValueError(
-            f"the pretrained trunk {path} is of another architecture "
-            f"({state['trunk_signature']}, this network's is {mine}); pretrain one for it"
-        )
-    model.trunk.load_state_dict(state["trunk"])
-    return model

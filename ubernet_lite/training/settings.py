@@ -39,8 +39,9 @@ class TrainSettings:
             A location, not a property of the run: checkpoints compare equal across roots, and
             ``Trainer.resume(path, data_root=...)`` may move it.
         init: the trunk's initialisation, ``"random"``, ``"imagenet"`` (VGG-16 from
-            torchvision's cache, Sec. 3; full-width trunks only: the paper preset) or the path of
-            a pretrained trunk file (``*.pt``, :func:`ubernet_lite.training.pretrain.pretrained_trunk`).
+            torchvision's cache, Sec. 3; full-width trunks only: the paper preset) or
+            ``"trunk:<path>"`` (a trunk state dict saved with ``torch.save``: the series' shared
+            pretrained trunk, ``series.resolve_init``).
     """
 
     tasks: list[str] | str = "all"
@@ -77,10 +78,9 @@ class TrainSettings:
     def check(self) -> None:
         if self.data not in DATA_CHOICES:
             raise ValueError(f"data must be one of {DATA_CHOICES}, got {self.data!r}")
-        if self.init not in ("random", "imagenet") and not str(self.init).endswith(".pt"):
+        if self.init not in ("random", "imagenet") and not str(self.init).startswith("trunk:"):
             raise ValueError(
-                f"init must be 'random', 'imagenet' or a pretrained trunk file '*.pt', "
-                f"got {self.init!r}"
+                f"init must be 'random', 'imagenet' or 'trunk:<path>', got {self.init!r}"
             )
         if self.optimizer not in ("async", "sync"):
             raise ValueError(f"optimizer must be 'async' or 'sync', got {self.optimizer!r}")

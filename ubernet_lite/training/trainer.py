@@ -17,8 +17,10 @@ What it does per step (Sec. 3 of the paper):
 
 Outputs in ``out``: ``losses.csv`` (one row per step: each task's mean loss over its labelled
 samples, blank where the micro-batch had none), ``loss_curves.png``, ``eval.csv`` (periodic
-``ul.metrics.evaluate`` on the synthetic val split, or on each task's real test set) and
-``checkpoint.pt``.
+``ul.metrics.evaluate`` on the synthetic val split, or on each task's real test set, every
+``eval_every`` steps: one row per task and metric with the step, the samples seen and the
+labelled samples of that task seen so far -- the run's learning curves, kept in the checkpoint)
+and ``checkpoint.pt``.
 
 **Real data** (``data="real"``, issue 8): the union of the paper's real data sets under
 ``data_root`` (``ubernet_lite.data.real.diverse_union_real``; only the members that carry a
@@ -82,6 +84,7 @@ from .distributed import (
     broadcast_module,
     distributed_backward,
     gather_rank_states,
+    global_counts,
     rank,
     reduce_losses,
     shard,
@@ -90,6 +93,7 @@ from .distributed import (
 )
 from .init import init_trunk
 from .loader import LoaderFeed
+from .objective import label_counts
 from .safety import (
     SIGNAL_NAMES,
     NonFiniteError,
@@ -110,7 +114,9 @@ class Trainer:
         out: output folder (CSV, plot, checkpoint); None = no files.
         steps: micro-batches to train for (the run's length; the poly schedule spans it).
         eval_every: evaluate on the val split every this many steps (0 = only at the end if
-            ``eval_images`` > 0).
+            ``eval_images`` > 0); each evaluation adds to :attr:`evals` one row per task and
+            metric: ``{"step", "samples", "task", "labelled", "metric", "value"}``, where
+            ``labelled`` counts the samples labelled for that task seen so far (a learning curve).
         eval_images: images of the synthetic val split used for evaluation (0 = no evaluation).
         eval_thresholds: thresholds of the boundary metrics (99 for final numbers, 9 quick).
         checkpoint_every: write ``checkpoint.pt`` every this many steps (0 = only at the end).
@@ -203,6 +209,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.evals: list[dict] = []
+        self.labelled = dict.fromkeys(self.tasks, 0)  # labelled samples seen, per task
         self.data_time = 0.0
         self.compute_time = 0.0
         # the RNG stream of training starts here (after model init), in a run and in a resume;
@@ -252,6 +259,7 @@ class Trainer:
             self.step + 1, losses, losses.total, self.opt.current_lr(), self.model.parameters()
         )
         updated = self.opt.step(batch)
+        self._count_labels(batch)
         t2 = time.perf_counter()
         self.data_time += t1 - t0
         self.compute_time += t2 - t1
@@ -263,7 +271,22 @@ class Trainer:
         self.history.append(row)
         return row
 
+    def _count_labels(self, batch: dict | None) -> None:
+        """Add the micro-batch's labelled samples of each task (all ranks') to :attr:`labelled`."""
+        specs = [self.cfg.task(t) for t in self.tasks]
+        counts = label_counts(batch, specs) if batch is not None else dict.fromkeys(self.tasks, 0)
+        if self.world > 1:
+            counts = global_counts(counts)
+        for task, n in counts.items():
+            self.labelled[task] += n
+
     # ---- the loop ---------------------------------------------------------------------------
+
+    def evaluate_if_due(self) -> None:
+        """The periodic evaluation (the learning curves): every ``eval_every`` steps, rank 0."""
+        if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
+            if self.rank == 0:
+                self.evaluate()
 
     def run(self, steps: int | None = None) -> list[dict]:
         """Train until ``steps`` (default: the trainer's ``steps``); returns the loss history."""
@@ -276,9 +299,7 @@ class Trainer:
                     row = self.train_step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{row['total']:.3g}")
-                    if self.eval_every and self.eval_images and self.step % self.eval_every == 0:
-                        if self.rank == 0:
-                            self.evaluate()
+                    self.evaluate_if_due()
                     if (
                         self.out is not None
                         and self.checkpoint_every
@@ -361,11 +382,14 @@ class Trainer:
                 self.model.train()
                 np.random.set_state(state[0])
                 random.setstate(state[1])
+        samples = self.opt.samples_seen
         for task, cols in rows.items():
             for col, value in cols.items():
                 self.evals.append(
-                    {"step": self.step, "task": task, "metric": col, "value": float(value)}
-                )
+                    {"step": self.step, "samples": samples, "task": task,
+                     "labelled": self.labelled.get(task, math.nan), "metric": col,
+                     "value": float(value)}
+                )  # fmt: skip
         return rows
 
     # ---- files ------------------------------------------------------------------------------
@@ -388,7 +412,8 @@ class Trainer:
                 )
         if self.evals:
             with open(self.out / "eval.csv", "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=["step", "task", "metric", "value"])
+                fields = ["step", "samples", "task", "labelled", "metric", "value"]
+                w = csv.DictWriter(f, fieldnames=fields)
                 w.writeheader()
                 w.writerows(self.evals)
         if self.history:
@@ -411,6 +436,7 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "evals": self.evals,
+            "labelled": self.labelled,
             "world_size": self.world,
         }
 
@@ -454,6 +480,8 @@ class Trainer:
             set_rng_state(mine["rng"])
         self.step = int(state["step"])
         self.history, self.evals = list(state["history"]), list(state["evals"])
+        # a checkpoint older than the count cannot say it: nan, which curves leave out
+        self.labelled = dict(state.get("labelled") or dict.fromkeys(self.tasks, math.nan))
         self.last_checkpoint = Path(path)
         return self
 
