@@ -55,6 +55,7 @@ def main():
     ap.add_argument("--init", default="pretrained", help="random | pretrained")
     ap.add_argument("--styles", default="", help="member=style,... overriding the views' styles")
     ap.add_argument("--pre-samples", type=int, default=24000)
+    ap.add_argument("--pre-size", type=int, default=None, help="pretraining size (default --size)")
     ap.add_argument("--pre-lr", type=float, default=0.05)
     ap.add_argument("--gamma-normals", type=float, default=None)
     ap.add_argument("--eval-at", default="")
@@ -80,7 +81,7 @@ def main():
     init = "random"
     t0 = time.time()
     if a.init == "pretrained":
-        ps = PretrainSettings(size=a.size, samples=a.pre_samples, lr=a.pre_lr)
+        ps = PretrainSettings(size=a.pre_size or a.size, samples=a.pre_samples, lr=a.pre_lr)
         path = pretrained_trunk(make_config("lite"), ps, progress=False)
         init = "trunk:" + str(path.with_name(STATE_FILE))
         if not path.with_name(STATE_FILE).is_file():
