@@ -43,9 +43,9 @@ test-notebooks: setup
 	TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:randomly notebooks -q
 
 # Every notebook under PRESET=paper DATA=real on the CPU, on tiny fixture data sets and steps
-# (tests/test_paper_series.py; several minutes, so not part of `make test`).
+# (tests/test_paper_series.py, about 5 minutes on 2 cores; part of test-unit, this runs it alone).
 test-paper-series: setup
-	UBERNET_PAPER_SERIES=1 MPLBACKEND=Agg $(PY) -m pytest tests/test_paper_series.py -q
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest tests/test_paper_series.py -q -s
 
 # The main job: every notebook of the series, in order, headless, into outputs/notebooks/, at
 # SCALE (course by default; every notebook takes the `scale` parameter, those that train nothing

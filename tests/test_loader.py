@@ -70,7 +70,10 @@ def test_bench_data_real_prints_images_per_second_against_workers(tmp_path, caps
 
     root = fixture_root(tmp_path / "real")
     argv = ["data", "--real", "--data-root", str(root), "--size", "64", "--workers", "0", "2"]
+    threads = torch.get_num_threads()
     bench.main([*argv, "--batches", "2"])
     out = capsys.readouterr().out
     rates = [float(x) for x in re.findall(r"workers +\d+: +([\d.]+) images/s", out)]
     assert len(rates) == 2 and all(r > 0 for r in rates), out
+    # the main process loads with one torch thread, then the caller's count comes back
+    assert "1 torch thread(s) in the main process" in out and torch.get_num_threads() == threads

@@ -21,6 +21,7 @@ from ubernet_lite.model.vgg import TORCHVISION_CONV_INDICES
 from ubernet_lite.series import PRESET_SETTINGS, preset_settings
 from ubernet_lite.training.async_sgd import resolve_batch_sizes
 from ubernet_lite.training.init import imagenet_weights_file, init_trunk
+from ubernet_lite.training.real_data import evaluate_test_sets, real_test_subsets
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -76,6 +77,18 @@ def test_imagenet_init_copies_vgg16_into_the_trunk(tmp_path, monkeypatch):
     assert torch.equal(convs[13].weight, w6)
 
 
+def test_evaluating_on_the_real_test_sets_keeps_each_models_mode(real_root):
+    # notebook 10 evaluates the seven-task model, then runs it without targets for its figure:
+    # the model must come back in eval mode (a train-mode detection branch asks for targets)
+    cfg = make_config("lite", tasks=["saliency", "detection"], data="real")
+    sets = real_test_subsets(cfg, cfg.task_names, real_root, images=1)
+    for training in (False, True):
+        model = UberNet(cfg).train(training)
+        rows = evaluate_test_sets(model, sets, side=32, num_thresholds=5)
+        assert set(rows) == {"saliency", "detection"}
+        assert all(m.training == training for m in model.modules())
+
+
 #: Per notebook: the parameters that shrink the paper preset to a CPU smoke run on the fixture
 #: trees (tiny images, a few steps; ``check=False`` where a notebook asserts that a full run
 #: learned, which two steps cannot show). Every notebook also gets preset, data and device.
@@ -89,9 +102,9 @@ SHRINK = {
     "06_detection_branch": dict(image_size=64, fit_steps=3, check=False),
     "07_async_sgd": dict(train_steps=2, union_length=40),
     "08_low_memory_backprop": dict(
-        size=40, task_counts=[7], sizes=[40, 44], repeats=1, check=False
+        size=32, task_counts=[7], sizes=[32, 36], repeats=1, check=False
     ),
-    "09_seven_task_training": dict(chunk=1, check=False),
+    "09_seven_task_training": dict(chunk=2, check=False),
     "10_results": dict(
         eval_images=2,
         num_thresholds=5,
@@ -116,20 +129,25 @@ def real_root(tmp_path_factory) -> Path:
     return fixture_root(tmp_path_factory.mktemp("paper_series_data"))
 
 
-#: The series takes several minutes on 2 cores (a kernel and a full-width VGG-16 per notebook):
-#: it runs on demand, ``UBERNET_PAPER_SERIES=1`` (``make test-paper-series``).
-on_demand = pytest.mark.skipif(
-    os.environ.get("UBERNET_PAPER_SERIES") != "1",
-    reason="the paper series runs on demand: UBERNET_PAPER_SERIES=1 (make test-paper-series)",
-)
+@pytest.fixture(scope="module")
+def shared_outputs(tmp_path_factory) -> Path:
+    """The outputs folder of notebooks 09 and 10: 10 reads the runs 09 trained (its seven-task
+    run), as under ``make reproduce``; run alone, 10 trains them itself."""
+    return tmp_path_factory.mktemp("paper_series_outputs")
 
 
-@on_demand
+#: The notebooks that share :func:`shared_outputs`; every other one writes its own folder.
+SHARED_OUTPUTS = ("09_seven_task_training", "10_results")
+
+
+#: About 5 minutes on 2 cores (a kernel per notebook, a full-width VGG-16 in most, nine training
+#: runs of it in notebook 10); part of ``make test`` (``make test-paper-series`` runs it alone).
 @pytest.mark.parametrize("name", sorted(SHRINK))
-def test_paper_series_on_real_fixture_data(name, real_root, tmp_path, monkeypatch):
+def test_paper_series_on_real_fixture_data(name, real_root, shared_outputs, tmp_path, monkeypatch):
     """``make reproduce PRESET=paper DATA=real``'s path through notebook ``name``, on the CPU."""
     papermill = pytest.importorskip("papermill")
-    monkeypatch.setenv("UBERNET_OUTPUTS", str(tmp_path / "outputs"))
+    outputs = shared_outputs if name in SHARED_OUTPUTS else tmp_path / "outputs"
+    monkeypatch.setenv("UBERNET_OUTPUTS", str(outputs))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

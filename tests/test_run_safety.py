@@ -20,6 +20,7 @@ import ubernet_lite as ul
 from ubernet_lite.cli import main
 from ubernet_lite.training import backward
 from ubernet_lite.training.checkpoint import (
+    FORMAT,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
@@ -204,6 +205,17 @@ def test_checkpoint_payload_checksum(ckpt, tmp_path):
     outer["payload"] = bytes(payload)  # a consistent zip around a changed payload
     torch.save(outer, tmp_path / "x.pt")
     assert "sha256" in _one_line_checkpoint_error(tmp_path / "x.pt")
+
+
+def test_checkpoint_file_holds_the_payload_bytes_as_they_are(ckpt, tmp_path):
+    # random bytes: about half are >= 128, which protocol 2 would store as 2-byte characters
+    state = load_checkpoint(ckpt)
+    assert state["format"] == FORMAT
+    state["model"]["noise"] = torch.randint(0, 256, (2**20,), dtype=torch.uint8)
+    path = save_checkpoint(state, tmp_path / "c.pt")
+    payload = torch.load(path, weights_only=False)["payload"]
+    assert isinstance(payload, bytes) and path.stat().st_size < 1.01 * len(payload) + 4096
+    assert torch.equal(load_checkpoint(path)["model"]["noise"], state["model"]["noise"])
 
 
 def test_checkpoint_write_is_atomic(ckpt, tmp_path, monkeypatch):

@@ -29,10 +29,13 @@ import torch.nn.functional as F
 IGNORE = 255
 
 __all__ = [
+    "BINARY_TARGETS",
     "IGNORE",
+    "LABEL_TARGETS",
     "LOSSES",
     "binary_cross_entropy",
     "boundary_bags",
+    "check_target_values",
     "cross_entropy",
     "detection",
     "hed_balanced",
@@ -85,22 +88,75 @@ def _check_dense(
         )
 
 
-def _binary_target(task: str, target: torch.Tensor):
-    """``target`` in {0, 1, 255} -> (float target, bool valid); error on other values."""
-    valid = _binary_valid(task, target)
+def _binary_target(task: str, target: torch.Tensor, check: bool = True):
+    """``target`` in {0, 1, 255} -> (float target, bool valid); error on other values (when
+    ``check``)."""
+    valid = _binary_valid(task, target, check)
     return (target == 1).to(torch.get_default_dtype()), valid
 
 
-def _binary_valid(task: str, target: torch.Tensor) -> torch.Tensor:
-    """``target != 255`` (bool), after checking that every value is 0, 1 or 255."""
+def _binary_valid(task: str, target: torch.Tensor, check: bool = True) -> torch.Tensor:
+    """``target != 255`` (bool), after checking (when ``check``; a host sync) that every value
+    is 0, 1 or 255."""
     t = target if target.dtype == torch.uint8 else target.long()
+    if check:
+        _check_binary_values(task, t)
+    return t != IGNORE
+
+
+def _check_binary_values(task: str, t: torch.Tensor) -> None:
     bad = (t > 1) & (t != IGNORE) if t.dtype == torch.uint8 else (t != 0) & (t != 1) & (t != IGNORE)
     if bool(bad.any()):
         raise ValueError(
             f"{task}: binary target values must be 0, 1 or {IGNORE} (ignore), "
             f"found {sorted(set(t[bad].unique().tolist()))[:5]}"
         )
-    return t != IGNORE
+
+
+def _label_error(task: str, k: int, found) -> ValueError:
+    return ValueError(
+        f"{task}: labels must be in 0..{k - 1} or {IGNORE} (ignore) for {k} classes, found {found}"
+    )
+
+
+#: The targets whose values are 0 / 1 / 255 (binary maps) and those that are class labels
+#: 0..K-1 / 255; normals are unit vectors (or zeros) and need no check of values.
+BINARY_TARGETS = ("boundaries", "saliency", "semantic_boundaries")
+LABEL_TARGETS = ("semantic", "parts")
+
+
+def check_target_values(target: str, values: torch.Tensor, task: str | None = None) -> int | None:
+    """Check one target's values once, where a sample is built (``ubernet_lite.data.collate``
+    calls it for every sample), so that the training objective need not check them at every
+    step (see :func:`task_loss`).
+
+    Args:
+        target: the target's name (a key of ``ubernet_lite.tasks.TARGETS``).
+        values: the target of one sample or of a batch (any shape).
+        task: the name the error message starts with (default ``target``).
+
+    Returns:
+        For a label target (semantic, parts), the largest label other than 255 (-1 if none),
+        which the loss compares with its class count; for a binary target 1; None otherwise.
+
+    Raises:
+        ValueError: a binary target with a value other than 0, 1, 255, or a label target with
+        a negative label.
+    """
+    task = task or target
+    if target in BINARY_TARGETS:
+        _check_binary_values(task, values if values.dtype == torch.uint8 else values.long())
+        return 1
+    if target in LABEL_TARGETS:
+        t = values.long()
+        labelled = t[t != IGNORE]
+        if labelled.numel() and int(labelled.min()) < 0:
+            raise ValueError(
+                f"{task}: labels must be in 0..K-1 or {IGNORE} (ignore), "
+                f"found {sorted(set(labelled[labelled < 0].unique().tolist()))[:5]}"
+            )
+        return int(labelled.max()) if labelled.numel() else -1
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,8 +180,17 @@ def cross_entropy(
     return _cross_entropy_apply(logits, _cross_entropy_prepare(logits, target, task), task)
 
 
-def _cross_entropy_prepare(logits: torch.Tensor, target: torch.Tensor, task: str) -> dict:
-    """The target side of :func:`cross_entropy`, checked once: labels and per-sample counts."""
+def _cross_entropy_prepare(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    check: bool = True,
+    largest: int | None = None,
+) -> dict:
+    """The target side of :func:`cross_entropy`, checked once: labels and per-sample counts.
+    ``check=False``: the values were checked where the sample was built
+    (:func:`check_target_values`) and ``largest`` is their largest label, compared here with
+    the class count without reading the tensor."""
     if target.dim() != 3:
         raise ValueError(
             f"{task}: expected labels [B, H, W] next to logits [B, K, H, W], got {tuple(target.shape)}"
@@ -133,14 +198,16 @@ def _cross_entropy_prepare(logits: torch.Tensor, target: torch.Tensor, task: str
     _check_dense(task, logits, target, None, "logits [B, K, H, W], labels [B, H, W]")
     k = logits.shape[1]
     target = target.long()
-    bad = (target != IGNORE) & ((target < 0) | (target >= k))
-    if bool(bad.any()):
-        raise ValueError(
-            f"{task}: labels must be in 0..{k - 1} or {IGNORE} (ignore) for {k} classes, "
-            f"found {sorted(set(target[bad].unique().tolist()))[:5]}"
-        )
-    count = (target != IGNORE).reshape(target.shape[0], -1).sum(1)
-    return {"target": target, "count": count, "classes": k}
+    if check:
+        bad = (target != IGNORE) & ((target < 0) | (target >= k))
+        if bool(bad.any()):
+            raise _label_error(task, k, sorted(set(target[bad].unique().tolist()))[:5])
+    elif largest is not None and largest >= k:
+        raise _label_error(task, k, f"a label {largest}")
+    valid = target != IGNORE
+    count = valid.reshape(target.shape[0], -1).sum(1)
+    safe = torch.where(valid, target, 0)  # labels with 0 at the ignored pixels, for gather
+    return {"target": target, "count": count, "classes": k, "valid": valid, "safe": safe}
 
 
 def _cross_entropy_apply(logits: torch.Tensor, prep: dict, task: str) -> torch.Tensor:
@@ -150,9 +217,44 @@ def _cross_entropy_apply(logits: torch.Tensor, prep: dict, task: str) -> torch.T
             f"{task}: expected {prep['classes']} logit channels, got {tuple(logits.shape)}"
         )
     _check_dense(task, logits, target, None, "logits [B, K, H, W], labels [B, H, W]")
-    # ignored pixels give exactly 0 (ignore_index), so the sum over the pixels is the valid sum
-    nll = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")  # [B, H, W]
-    return nll.reshape(nll.shape[0], -1).sum(1) / prep["count"].clamp(min=1).to(nll.dtype)
+    return _PixelCrossEntropy.apply(logits, prep["safe"], prep["valid"], prep["count"])
+
+
+class _PixelCrossEntropy(torch.autograd.Function):
+    """Per-sample mean over the valid pixels of ``-log softmax(f(p))_{y_p}`` (:func:`cross_entropy`).
+
+    ``forward(logits [B, K, H, W], safe [B, H, W] int64 (labels, 0 where ignored), valid
+    [B, H, W] bool, count [B])`` -> [B]. The values are ``F.cross_entropy``'s (the same
+    ``log_softmax``, the same sum); the backward writes the gradient in one pass,
+    ``(softmax(f) - onehot(y)) * g_i / |V_i|`` at the valid pixels and 0 elsewhere, where
+    autograd would zero-fill a [B, K, H, W] tensor for the NLL, scatter into it and then run the
+    log-softmax backward over it. It keeps the logits (which the model's outputs hold anyway)
+    rather than the log-probabilities, so the deep supervision's four predictions of a task do
+    not each store a second [B, K, H, W] tensor until the backward (Sec. 4's memory).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, safe, valid, count):
+        log_p = torch.log_softmax(logits, 1)  # [B, K, H, W]
+        picked = log_p.gather(1, safe.unsqueeze(1)).squeeze(1)  # log p_{y_p}, [B, H, W]
+        del log_p
+        zero = torch.zeros((), dtype=picked.dtype, device=picked.device)
+        nll = torch.where(valid, -picked, zero)
+        ctx.save_for_backward(logits, safe, valid, count)
+        return nll.reshape(nll.shape[0], -1).sum(1) / count.clamp(min=1).to(nll.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, safe, valid, count = ctx.saved_tensors
+        p = torch.softmax(logits, 1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        per_sample = grad.to(p.dtype) / count.clamp(min=1).to(p.dtype)  # [B]
+        coef = torch.where(valid, per_sample.view(-1, 1, 1), 0.0).unsqueeze(1)  # [B, 1, H, W]
+        if torch.is_grad_enabled():  # a double backward (create_graph): out of place
+            grad_logits = (p * coef).scatter_add(1, safe.unsqueeze(1), -coef)
+        else:
+            grad_logits = p.mul_(coef)  # softmax * g / |V|
+            grad_logits.scatter_add_(1, safe.unsqueeze(1), -coef)  # - onehot(y) * g / |V|
+        return grad_logits.to(logits.dtype), None, None, None
 
 
 def binary_cross_entropy(
@@ -173,11 +275,18 @@ def binary_cross_entropy(
     return _bce_apply(logits, _binary_prepare(logits, target, task), task)
 
 
-def _binary_prepare(logits: torch.Tensor, target: torch.Tensor, task: str) -> dict:
-    """The target side of the binary losses, checked once: ``y`` float {0, 1}, ``valid`` bool and
-    the per-sample count of valid entries, all ``[B, C, H, W]`` (count ``[B]``)."""
+def _binary_prepare(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    check: bool = True,
+    largest: int | None = None,
+) -> dict:
+    """The target side of the binary losses, checked once (when ``check``): ``y`` float {0, 1},
+    ``valid`` bool and the per-sample count of valid entries, all ``[B, C, H, W]`` (count
+    ``[B]``)."""
     logits, target = _as_channels(task, logits, target)
-    y, valid = _binary_target(task, target)
+    y, valid = _binary_target(task, target, check)
     count = valid.reshape(valid.shape[0], -1).sum(1)
     return {"y": y, "valid": valid, "count": count}
 
@@ -243,6 +352,10 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     ``[[hxx, hxy], [hxy, hyy]]`` with the smallest eigenvalue, at angle
     ``0.5 atan2(2 hxy, hxx - hyy) + pi / 2``; it is quantised to 0/45/90/135 degrees.
 
+    The blur and the Hessian are computed exactly (integers, :func:`_blur`), so a normal exactly
+    half-way between two directions (``|2 hxy| = |hxx - hyy|``, frequent on pixel grids) always
+    goes the same way; a rounded blur would decide those pixels by its rounding error.
+
     Args:
         positive: bool ``[N, H, W]``.
 
@@ -255,17 +368,33 @@ def _normal_direction(positive: torch.Tensor) -> torch.Tensor:
     hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
     hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
     hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
-    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
+    return _quantised_normal(2 * hxy, hxx - hyy)
+
+
+def _quantised_normal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``round(angle / 45 deg) % 4`` of the normal at ``angle = 0.5 atan2(a, b) + pi / 2`` in
+    ``[0, pi)``, from ``a = 2 hxy`` and ``b = hxx - hyy`` (any shape, exact values): int64.
+    In float64, so that the pixels exactly half-way between two directions round the same way
+    whatever the precision of the logits."""
+    angle = (0.5 * torch.atan2(a.double(), b.double()) + math.pi / 2) % math.pi  # [0, pi)
     return torch.round(angle / (math.pi / 4)).long() % 4
 
 
 def _blur(positive: torch.Tensor) -> torch.Tensor:
-    """The annotation blurred by the 5x5 triangle filter: bool [N, H, W] -> float [N, 1, H, W]."""
-    x = positive.to(torch.float32).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
-    return F.conv2d(
-        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
-    )
+    """81 x the annotation blurred by the 5x5 triangle filter ``t t^T / 81``, ``t = (1, 2, 3, 2, 1)``,
+    with replicated borders: bool [N, H, W] -> float32 [N, 1, H, W].
+
+    The weights are the integers ``t t^T`` and the inputs 0 or 1, so every partial sum is an
+    integer (at most 81): the values are exact in float32 whatever the convolution's order of
+    summation, and so is the Hessian of :func:`_normal_direction` computed from them (the scale
+    81 does not change the normal's angle). One depthwise convolution over the N planes (a
+    1-channel convolution of N images is several times slower on the CPU).
+    """
+    n, h, w = positive.shape
+    x = F.pad(positive.to(torch.float32).unsqueeze(0), (2, 2, 2, 2), mode="replicate")
+    t = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=positive.device)
+    kernel = (t[:, None] * t[None, :]).expand(n, 1, 5, 5)
+    return F.conv2d(x, kernel, groups=n).view(n, 1, h, w)
 
 
 def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
@@ -286,8 +415,7 @@ def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tens
     hxx = q(0, 1) - 2 * c + q(0, -1)
     hyy = q(1, 0) - 2 * c + q(-1, 0)
     hxy = (q(1, 1) - q(1, -1) - q(-1, 1) + q(-1, -1)) / 4
-    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi  # [0, pi)
-    return torch.round(angle / (math.pi / 4)).long() % 4
+    return _quantised_normal(2 * hxy, hxx - hyy)
 
 
 def boundary_bags(
@@ -416,14 +544,20 @@ def mil_bag_members(
 
 
 def _mil_prepare(
-    logits: torch.Tensor, target: torch.Tensor, task: str, radius: int = 1, bag: str = "normal"
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    radius: int = 1,
+    bag: str = "normal",
+    check: bool = True,
+    largest: int | None = None,
 ) -> dict:
     """The target side of :func:`mil_boundary`, once for every prediction of a task: the bags'
     members, the certain negatives, the per-sample counts."""
     if bag not in ("normal", "window"):
         raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
     logits, target = _as_channels(task, logits, target)
-    valid = _binary_valid(task, target)
+    valid = _binary_valid(task, target, check)
     b, c, h, w = valid.shape
     positive = (target == 1).reshape(b * c, h, w)
     vflat = valid.reshape(b * c, h, w)
@@ -529,7 +663,13 @@ def normals_l1(
     return _normals_apply(pred, _normals_prepare(pred, target, task), task, eps=eps)
 
 
-def _normals_prepare(pred: torch.Tensor, target: torch.Tensor, task: str) -> dict:
+def _normals_prepare(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    task: str,
+    check: bool = True,
+    largest: int | None = None,
+) -> dict:
     if pred.dim() != 4 or pred.shape[1] != 3 or tuple(target.shape) != tuple(pred.shape):
         raise ValueError(
             f"{task}: expected prediction and target of the same shape [B, 3, H, W], "
@@ -624,7 +764,10 @@ def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
         out: the model's ``TaskOutputs`` (``out[spec.name]`` the fused prediction,
             ``out.scales[spec.name]`` the list of per-scale predictions, each at input resolution),
             a plain ``dict`` of fused predictions, or a single prediction tensor.
-        batch: the batch dict of ``ubernet_lite.data.collate`` (``targets``, ``has_label``).
+        batch: the batch dict of ``ubernet_lite.data.collate`` (``targets``, ``has_label``;
+            ``checked_labels``, ``{target: largest label}`` of the targets whose values
+            ``collate`` checked per sample (:func:`check_target_values`): those are not read
+            again here, only the shapes and the class count are checked).
         loss_kwargs: passed to the loss (e.g. ``radius=2`` for MIL).
 
     Returns:
@@ -662,6 +805,9 @@ def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
         _, prepare, apply, prep_kwargs = _FAST[spec.loss]
         kw = {k: loss_kwargs.pop(k) for k in prep_kwargs if k in loss_kwargs}
         target = target.to(preds[0].device)
+        checked = batch.get("checked_labels") or {}
+        if spec.target in checked:  # values checked once per sample, where it was built
+            kw.update(check=False, largest=checked[spec.target])
         prep = prepare(preds[0], target, spec.name, **kw)
         losses = [apply(p, prep, spec.name, **loss_kwargs) for p in preds]
     else:

@@ -6,7 +6,9 @@ Builds the trainer's feed for ``data="real"`` (the union of the real training se
 ``--data-root``, ``real_transforms`` at ``--size`` px with augmentation, the micro-batch stream)
 and prints, for each worker count, the images per second that :class:`.loader.LoaderFeed`
 delivers (workers started and one micro-batch consumed before the clock starts; no training:
-what the loader alone can feed). ``0`` workers loads in the main process.
+what the loader alone can feed). ``0`` workers loads in the main process, with ``--threads``
+torch threads (default 1, as each DataLoader worker has: on a busy machine intra-op threads on
+these small resizes made the main process about 10 times slower than one worker).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
+import torch
 
 from ..data import TransformedDataset
 from ..data.real import real_transforms
@@ -52,19 +56,27 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4])
     p.add_argument("--batches", type=int, default=10, help="micro-batches timed per count")
     p.add_argument("--micro-batch", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the main process")
     args = p.parse_args(argv)
-    cpus = os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(
-        f"loader benchmark: real union, {args.size}-px augmented crops, micro-batch "
-        f"{args.micro_batch}, {args.batches} micro-batches per worker count; {cpus} CPUs, "
-        f"load average {load:.1f}"
-    )
-    rows = []
-    for w in args.workers:
-        r = measure(args.data_root, args.size, w, args.batches, args.micro_batch)
-        rows.append(r)
+    if args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        cpus = os.cpu_count()
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(
-            f"  workers {w:2d}: {r['rate']:7.2f} images/s ({r['images']} in {r['seconds']:.1f} s)"
+            f"loader benchmark: real union, {args.size}-px augmented crops, micro-batch "
+            f"{args.micro_batch}, {args.batches} micro-batches per worker count; {cpus} CPUs, "
+            f"load average {load:.1f}; {args.threads} torch thread(s) in the main process"
         )
+        rows = []
+        for w in args.workers:
+            r = measure(args.data_root, args.size, w, args.batches, args.micro_batch)
+            rows.append(r)
+            print(
+                f"  workers {w:2d}: {r['rate']:7.2f} images/s ({r['images']} in {r['seconds']:.1f} s)"
+            )
+    finally:  # the caller's thread count (a test calls main in-process)
+        torch.set_num_threads(threads)
     return rows

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..losses import check_target_values
 from ..tasks import TARGETS
 
 IGNORE = 255
@@ -68,7 +69,14 @@ def collate(samples: Sequence[dict]) -> dict:
         "targets": {...}, "meta": [dict] * B}``. ``targets`` holds a dense key when at least one
         sample carries it, and always the lists ``boxes`` ([N_i, 4] float32), ``labels`` ([N_i]
         int64) and ``difficult`` ([N_i] bool), empty for a sample without detection labels
-        (``has_label["detection"]`` tells which are labelled).
+        (``has_label["detection"]`` tells which are labelled). ``checked_labels``:
+        ``{target: largest label}`` of the dense targets whose values were checked here, once
+        per sample (0 / 1 / 255 for the binary maps, labels >= 0 or 255): the losses of the
+        training objective do not read them again (``losses.task_loss``).
+
+    Raises:
+        ValueError: a malformed sample, or a target value out of range (which sample, which
+        target, which values).
     """
     if isinstance(samples, dict) or not isinstance(samples, Sequence) or len(samples) == 0:
         raise ValueError("collate: expected a non-empty list of sample dicts")
@@ -87,10 +95,14 @@ def collate(samples: Sequence[dict]) -> dict:
     has_label = {t: torch.tensor([bool(s["has_label"][t]) for s in samples]) for t in TARGETS}
 
     targets: dict = {}
+    checked: dict[str, int] = {}
     for t, (dtype, fill, _) in DENSE_TARGETS.items():
         carriers = [s[t] for s in samples if s["has_label"][t]]
         if not carriers:
             continue
+        largest = _check_values(t, samples)
+        if largest is not None:
+            checked[t] = largest
         lead = carriers[0].shape[:-2]
         if any(c.shape[:-2] != lead for c in carriers):
             raise ValueError(
@@ -125,5 +137,24 @@ def collate(samples: Sequence[dict]) -> dict:
         "image_sizes": sizes,
         "has_label": has_label,
         "targets": targets,
+        "checked_labels": checked,
         "meta": [dict(s.get("meta", {})) for s in samples],
     }
+
+
+def _check_values(target: str, samples: Sequence[dict]) -> int | None:
+    """The values of ``target`` checked once per sample (``losses.check_target_values``: 0, 1,
+    255 for a binary map, labels >= 0 or 255), so that the training objective need not check
+    them at every step; returns the largest label over the samples that carry it (None for
+    targets without a check, normals)."""
+    largest = None
+    for i, s in enumerate(samples):
+        if not s["has_label"][target]:
+            continue
+        try:
+            v = check_target_values(target, s[target])
+        except ValueError as e:
+            raise ValueError(f"collate: sample {i}: {e}") from None
+        if v is not None:
+            largest = v if largest is None else max(largest, v)
+    return largest

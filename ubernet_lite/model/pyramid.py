@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .upsample import upsample_centers
+from .upsample import centers_factor, upsample_adjoint, upsample_centers
 
 
 def level_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -71,6 +71,105 @@ def to_input_resolution(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def scale_fuse(
+    weight: torch.Tensor,
+    outputs: list[torch.Tensor],
+    sources: list[torch.Tensor | None] | None = None,
+) -> torch.Tensor:
+    """S^t of Fig. 2: ``sum_l weight[l, c] * outputs[l][:, c]``.
+
+    Args:
+        weight: [L, C].
+        outputs: L tensors [B, C, H, W].
+        sources: optional, per level the map ``z_l`` [B, C, h_l, w_l] of which ``outputs[l]`` is
+            ``upsample_centers(z_l, H / h_l)`` (:func:`~.upsample.centers_factor` not None), or
+            None. The gradient then goes to ``z_l`` directly, at the level's resolution:
+            ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>`` (interpolation is linear and
+            per channel, so these equal ``up^T(w_l * g)`` and ``<g, up(z_l)>``), instead of
+            full-size products added to ``outputs[l]``'s own gradient.
+
+    Returns:
+        [B, C, H, W]. The same values as the chain of multiply-adds; the backward computes the
+        weights' gradient as per-plane dot products (autograd's reduction of ``grad * y`` over
+        the batch and pixel dimensions of a broadcast product is several times slower on the CPU).
+    """
+    if len(outputs) != weight.shape[0]:
+        raise ValueError(f"expected {weight.shape[0]} scale outputs, got {len(outputs)}")
+    sources = list(sources) if sources is not None else [None] * len(outputs)
+    factors = tuple(
+        None if z is None else centers_factor(z, tuple(y.shape[-2:]))
+        for z, y in zip(sources, outputs, strict=True)
+    )
+    sources = [z if f else None for z, f in zip(sources, factors, strict=True)]
+    if all(f is None for f in factors):
+        return _ScaleFuse.apply(weight, factors, None, *outputs, *sources)
+    # the levels without a source as plain autograd products with the weights detached (their
+    # weights' gradient is _ScaleFuse's): autograd's w_l * g is then a fresh tensor, added in
+    # place to the level's own (deep-supervision) gradient, which bounds the low-memory peak
+    base = None
+    for w, y, f in zip(weight.detach(), outputs, factors, strict=True):
+        if f is None:
+            w = w.view(1, -1, 1, 1)
+            base = w * y if base is None else torch.addcmul(base, w, y)
+    return _ScaleFuse.apply(weight, factors, base, *outputs, *sources)
+
+
+def _dot_per_channel(a: torch.Tensor, b: torch.Tensor, planes: int = 4) -> torch.Tensor:
+    """``sum_{b, h, w} a * b`` per channel: [B, C, H, W] x 2 -> [C], ``planes`` planes at a
+    time (the product's temporary stays a fraction of a full-size map)."""
+    n, c = a.shape[:2]
+    a, b = a.reshape(n * c, -1), b.reshape(n * c, -1)
+    out = torch.cat(
+        [(a[i : i + planes] * b[i : i + planes]).sum(1) for i in range(0, n * c, planes)]
+    )
+    return out.view(n, c).sum(0)
+
+
+class _ScaleFuse(torch.autograd.Function):
+    """``base + sum_l w_l * y_l`` (w_l [C] per channel; with ``base``, the sum runs over the
+    levels given with a source only, the others being in ``base``). Backward: ``dbase = g``;
+    ``dy_l = w_l * g`` and ``dw_l[c] = sum_{b, h, w} g * y_l``, or, for a level given with its
+    source ``z_l`` (``y_l = up(z_l)``), ``dz_l = w_l * up^T(g)`` and ``dw_l = <up^T(g), z_l>``."""
+
+    @staticmethod
+    def forward(ctx, weight, factors, base, *tensors):
+        n = len(factors)
+        outputs, sources = tensors[:n], tensors[n:]
+        ctx.factors, ctx.has_base = factors, base is not None
+        kept = [None if f else y for f, y in zip(factors, outputs, strict=True)]
+        ctx.save_for_backward(weight, *kept, *sources)
+        fused = base
+        for w, y, f in zip(weight, outputs, factors, strict=True):
+            if base is not None and f is None:
+                continue  # in base
+            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
+            fused = w * y if fused is None else torch.addcmul(fused, w, y)
+        return fused
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, *saved = ctx.saved_tensors
+        n = len(ctx.factors)
+        outputs, sources = saved[:n], saved[n:]
+        grad_w, grads_y, grads_z = [], [None] * n, [None] * n
+        for l, (f, w, y, z) in enumerate(zip(ctx.factors, weight, outputs, sources, strict=True)):
+            w4 = w.view(1, -1, 1, 1)
+            if f is None and ctx.has_base:  # y_l's gradient goes through base, w_l's here
+                grad_w.append(_dot_per_channel(grad, y))
+            elif f is None:
+                grad_w.append(_dot_per_channel(grad, y))
+                if ctx.needs_input_grad[3 + l]:
+                    grads_y[l] = (grad * w4).to(y.dtype)
+            else:  # y = up(z): back to the level's resolution first
+                a = upsample_adjoint(grad, f, False, z.shape)
+                grad_w.append(_dot_per_channel(a, z))
+                if ctx.needs_input_grad[3 + n + l]:
+                    grads_z[l] = (a * w4).to(z.dtype)
+        gw = torch.stack(grad_w).to(weight.dtype) if ctx.needs_input_grad[0] else None
+        gbase = grad if ctx.has_base and ctx.needs_input_grad[2] else None
+        return (gw, None, gbase, *grads_y, *grads_z)
+
+
 class ScaleFusion(nn.Module):
     """S^t: learned additive fusion of one task's outputs over the pyramid levels.
 
@@ -82,11 +181,8 @@ class ScaleFusion(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_scales, channels), 1.0 / num_scales))
 
-    def forward(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        if len(outputs) != self.weight.shape[0]:
-            raise ValueError(f"expected {self.weight.shape[0]} scale outputs, got {len(outputs)}")
-        fused = None
-        for w, y in zip(self.weight, outputs, strict=True):
-            w = w.view(1, -1, 1, 1)  # one multiply-add per level (no separate product)
-            fused = w * y if fused is None else torch.addcmul(fused, w, y)
-        return fused
+    def forward(
+        self, outputs: list[torch.Tensor], sources: list[torch.Tensor | None] | None = None
+    ) -> torch.Tensor:
+        """``outputs``: L tensors [B, C, H, W]; ``sources``: see :func:`scale_fuse`."""
+        return scale_fuse(self.weight, outputs, sources)  # Fig. 2, S^t

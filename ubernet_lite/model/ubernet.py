@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..tasks import TaskSpec
+from .dense import decode_dense
 from .detection import DetectionBranch
 from .pyramid import ScaleFusion, image_pyramid, level_size, min_input_size, to_input_resolution
 from .skip import SkipFusion, TapNorms
@@ -84,7 +85,9 @@ class PyramidFeatures:
 class DenseBranch(nn.Module):
     """One dense task's branch: skip layers + fusion (shared by the levels) and scale fusion.
 
-    ``forward(feats)`` -> (fused [B, C, H, W], list of L per-level outputs [B, C, H, W]).
+    ``forward(feats, levels=None)`` -> (fused [B, C, H, W], list of L per-level outputs
+    [B, C, H, W]). ``levels``: the :meth:`levels` of this branch when they were computed
+    together with other branches' (:func:`~.dense.decode_dense`); only S^t is applied then.
     """
 
     def __init__(self, spec: TaskSpec, tap_channels, tap_strides, num_scales: int):
@@ -92,13 +95,25 @@ class DenseBranch(nn.Module):
         self.skip = SkipFusion(tap_channels, tap_strides, spec.out_channels)  # E^t, F^t
         self.scale_fusion = ScaleFusion(num_scales, spec.out_channels)  # S^t
 
-    def forward(self, feats: PyramidFeatures):
+    def levels(self, feats: PyramidFeatures) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per pyramid level ``(z [B, C, h_l, w_l], y [B, C, H, W])``: the skip fusion at the
+        level's resolution and brought to the input resolution."""
         folded = self.skip.folded()  # F^t folded into E^t once for every level
-        per_level = [
-            to_input_resolution(self.skip(taps, size, folded), feats.image_size)
-            for taps, size in zip(feats.taps, feats.level_sizes, strict=True)
-        ]
-        return self.scale_fusion(per_level), per_level
+        out = []
+        for taps, size in zip(feats.taps, feats.level_sizes, strict=True):
+            z = self.skip(taps, size, folded)
+            out.append((z, to_input_resolution(z, feats.image_size)))
+        return out
+
+    def forward(self, feats: PyramidFeatures, levels=None):
+        levels = self.levels(feats) if levels is None else levels
+        per_level = [y for _, y in levels]
+        # The per-level outputs handed out (deep supervision) are aliases made before S^t: a
+        # backward from them and from the fused output then adds S^t's gradient first and the
+        # outputs' own onto it in place (one full-size buffer less at the low-memory peak)
+        handed = [y.view_as(y) for y in per_level]
+        # S^t; the sources z let its backward work at each level's own resolution
+        return self.scale_fusion(per_level, [z for z, _ in levels]), handed
 
 
 class UberNet(nn.Module):
@@ -207,13 +222,31 @@ class UberNet(nn.Module):
         fused, per_level = head(feats)
         return TaskOutputs({name: fused}, scales={name: per_level} if self.training else None)
 
+    def decode_all(self, names: list[str], feats: PyramidFeatures, targets=None) -> TaskOutputs:
+        """Several tasks' branches on the features, as ``decode`` of each: the dense ones in one
+        pass (:func:`~.dense.decode_dense`: their layers side by side, the same values at a
+        fraction of the calls), detection on its own."""
+        names = self._check_tasks(names)
+        dense = [n for n in names if self.specs[n].kind != "detection"]
+        if "decode" in self.__dict__:
+            # ``decode`` replaced on this instance (``training.accel.autocast_model`` wraps it
+            # in bf16 autocast): honour the replacement, one task at a time
+            dense = []
+        out = TaskOutputs()
+        levels = dict(zip(dense, decode_dense([self.heads[n] for n in dense], feats), strict=True))
+        for name in names:
+            if name not in levels:
+                out.update(self.decode(name, feats, targets))
+                continue
+            fused, per_level = self.heads[name](feats, levels=levels[name])
+            out.update(
+                TaskOutputs({name: fused}, scales={name: per_level} if self.training else None)
+            )
+        return out
+
     def forward(self, images: torch.Tensor, tasks=None, targets=None) -> TaskOutputs:
         names = self._check_tasks(tasks)
-        feats = self.encode(images)
-        out = TaskOutputs()
-        for name in names:
-            out.update(self.decode(name, feats, targets))
-        return out
+        return self.decode_all(names, self.encode(images), targets)
 
     # ---------------------------------------------------------------- reporting
     def describe(self, print_fn=print) -> dict[str, int]:

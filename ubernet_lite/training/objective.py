@@ -189,8 +189,15 @@ def summarize(per_sample: dict[str, torch.Tensor], batch: dict, specs, total) ->
     """Turn per-sample masked losses into a :class:`TaskLosses` (mean over labelled samples)."""
     specs = {s.name: s for s in specs}
     counts = {n: int(label_mask(batch, specs[n].target).sum()) for n in per_sample}
-    means = {n: float(v.sum()) / max(counts[n], 1) for n, v in per_sample.items()}
-    return TaskLosses(means, total=float(total), counts=counts, batch_size=batch_size_of(batch))
+    # one read-back for every task's sum and the total (a single host sync on a GPU)
+    parts = [v.detach().sum() for v in per_sample.values()]
+    if parts:
+        total_t = torch.as_tensor(total).detach().to(parts[0]).reshape(())
+        sums = torch.stack([*parts, total_t]).tolist()
+    else:
+        sums = [float(total)]
+    means = {n: s / max(counts[n], 1) for n, s in zip(per_sample, sums, strict=False)}
+    return TaskLosses(means, total=sums[-1], counts=counts, batch_size=batch_size_of(batch))
 
 
 # --------------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class ShortestSidePredictor(torch.nn.Module):
         if int(side) < 1:
             raise ValueError(f"side must be >= 1, got {side}")
         self.model, self.side, self.cfg = model, int(side), model.cfg
+        self.train(model.training)  # evaluate() restores this mode: the model's own, not train
 
     def forward(self, images: torch.Tensor, tasks=None) -> dict:
         if images.dim() != 4 or images.shape[1] != 3:

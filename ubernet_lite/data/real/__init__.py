@@ -29,7 +29,13 @@ from .registry import (
     load_test_sets,
     voc2012_segmentation_val_ids,
 )
-from .transforms import CenterCrop, ResizeShortestSide, real_transforms, shortest_side_shape
+from .transforms import (
+    CenterCrop,
+    RandomScaleShortestSide,
+    ResizeShortestSide,
+    real_transforms,
+    shortest_side_shape,
+)
 from .union import (
     COLUMNS,
     PAPER_PROPORTIONS,
@@ -55,6 +61,7 @@ __all__ = [
     "load_test_sets",
     "voc2012_segmentation_val_ids",
     "CenterCrop",
+    "RandomScaleShortestSide",
     "ResizeShortestSide",
     "real_transforms",
     "shortest_side_shape",

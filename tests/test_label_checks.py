@@ -1,0 +1,108 @@
+"""Label values are checked once per sample, in ``collate`` (issue 16: label validation leaves
+the hot loop); the training objective's losses then read only shapes and the class count, and
+the public loss functions called directly still check every value."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ubernet_lite import losses as L
+from ubernet_lite.data import SynthWorld, collate
+from ubernet_lite.tasks import TASKS
+
+
+@pytest.fixture(scope="module")
+def samples():
+    world = SynthWorld(split="train", size=64, seed=0)
+    return [world[i] for i in range(2)]
+
+
+def _outputs(spec, b, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    preds = [torch.randn(b, spec.out_channels, h, w, generator=g) for _ in range(4)]
+
+    class Out(dict):
+        pass
+
+    out = Out({spec.name: preds[0]})
+    out.scales = {spec.name: preds[1:]}
+    return out
+
+
+def test_collate_records_the_checked_targets(samples):
+    batch = collate(samples)
+    checked = batch["checked_labels"]
+    assert set(checked) == {"boundaries", "saliency", "semantic", "parts", "semantic_boundaries"}
+    for t in ("semantic", "parts"):
+        tg = batch["targets"][t]
+        assert checked[t] == int(tg[tg != 255].max())
+    assert checked["boundaries"] == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "message"),
+    [
+        (
+            "boundaries",
+            3,
+            r"collate: sample 1: boundaries: binary target values must be 0, 1 or 255",
+        ),
+        ("semantic_boundaries", 7, r"collate: sample 1: semantic_boundaries: binary target values"),
+        ("saliency", 2, r"collate: sample 1: saliency: binary target values must be 0, 1 or 255"),
+        ("semantic", -1, r"collate: sample 1: semantic: labels must be in 0\.\.K-1 or 255"),
+    ],
+)
+def test_collate_rejects_bad_values_in_one_line(samples, target, value, message):
+    bad = dict(samples[1])
+    t = bad[target].clone()
+    t.view(-1)[5] = value
+    bad[target] = t
+    with pytest.raises(ValueError, match=message) as info:
+        collate([samples[0], bad])
+    assert "\n" not in str(info.value)
+
+
+def test_the_objective_does_not_reread_checked_values(samples):
+    """After collate, task_loss trusts the per-sample check (a value corrupted afterwards is not
+    seen: no pass over the target, no host sync); without the record it checks as before."""
+    batch = collate(samples)
+    spec = TASKS["boundaries"]
+    batch["targets"]["boundaries"].view(-1)[0] = 9  # behind collate's back
+    out = _outputs(spec, 2, 64, 64)
+    L.task_loss(spec, out, batch)  # no error: the values are not read again
+    unchecked = {k: v for k, v in batch.items() if k != "checked_labels"}
+    with pytest.raises(ValueError, match="binary target values"):
+        L.task_loss(spec, out, unchecked)
+
+
+def test_the_class_count_is_still_checked_from_the_largest_label(samples):
+    batch = collate(samples)
+    spec = TASKS["semantic"].replace(out_channels=2)  # fewer classes than the labels use
+    assert batch["checked_labels"]["semantic"] >= 2
+    out = _outputs(spec, 2, 64, 64)
+    with pytest.raises(
+        ValueError, match=r"semantic: labels must be in 0\.\.1 or 255 .*found a label"
+    ):
+        L.task_loss(spec, out, batch)
+
+
+@pytest.mark.parametrize(
+    "name", ["boundaries", "semantic_boundaries", "saliency", "semantic", "parts", "normals"]
+)
+def test_checked_and_unchecked_losses_agree(samples, name):
+    batch = collate(samples)
+    spec = TASKS[name]
+    out = _outputs(spec, 2, 64, 64, seed=1)
+    unchecked = {k: v for k, v in batch.items() if k != "checked_labels"}
+    torch.testing.assert_close(L.task_loss(spec, out, batch), L.task_loss(spec, out, unchecked))
+
+
+def test_public_losses_still_check_values():
+    logits = torch.randn(1, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"semantic: labels must be in 0\.\.2 or 255"):
+        L.cross_entropy(logits, torch.full((1, 4, 4), 3))
+    with pytest.raises(ValueError, match=r"boundaries: binary target values must be 0, 1 or 255"):
+        L.mil_boundary(logits[:, :1], torch.full((1, 4, 4), 2, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"saliency: binary target values"):
+        L.binary_cross_entropy(logits[:, :1], torch.full((1, 4, 4), 5, dtype=torch.uint8))
