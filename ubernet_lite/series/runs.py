@@ -230,21 +230,24 @@ PRETRAINED = "pretrained"
 #:   periodic evaluation of ``eval_images`` val images every ``eval_every`` micro-batches over
 #:   ``eval_thresholds`` boundary thresholds (the learning curves of notebook 10). **One dict to
 #:   change**: every key is a keyword of :func:`series_run` (or of the Trainer behind it:
-#:   ``lr``, ``union_length``, ``augment``, ``eval_*`` ...); the values below are placeholders
-#:   until the course recipe is measured.
+#:   ``lr``, ``union``, ``union_length``, ``augment``, ``eval_*`` ...); the values below are the
+#:   course recipe of docs/course_recipe.md.
 SCALE_SETTINGS: dict[str, dict] = {
     "quick": dict(steps=600, image_size=64, micro_batch=2, short_batches=2, init="random"),
+    # the course recipe as measured (docs/course_recipe.md); its pretraining stage is
+    # training.pretrain.PretrainSettings()'s (pretrained_init), its union views.COURSE_TABLE
     "course": dict(
-        steps=3000,
+        steps=5000,  # 20,000 samples
         image_size=96,
         micro_batch=4,
         short_batches=4,
         init=PRETRAINED,
-        lr=0.02,
+        lr=0.01,
+        union="course",  # data.synthetic.views.COURSE_TABLE
         # the learning curves: one evaluation of the seven-task lite net on 32 val images at
         # 96 px over 9 thresholds takes ~15 s on one core (semantic boundaries' thinning ~75 %),
-        # ~7 s on 16: every 300 steps that is ~10 % of a 3000-step run
-        eval_every=300,
+        # ~7 s on 16: every 500 steps that is ~7 % of a 5000-step run
+        eval_every=500,
         eval_images=16,
         eval_thresholds=9,
     ),

@@ -22,6 +22,7 @@ from torch.utils.data import Subset
 from ..config import UberNetConfig
 from ..data import SynthWorld, TransformedDataset, diverse_union, train_transforms
 from ..data.real import real_transforms
+from ..data.synthetic.views import union_table
 from ..metrics import evaluate
 from .real_data import check_real_config, evaluate_test_sets, real_test_subsets, real_training_union
 from .settings import TrainSettings
@@ -63,8 +64,9 @@ class SyntheticData(DataSource):
         s, size = self.settings, self.size
         self.world = world
         union = diverse_union(
-            split="train", size=size, seed=s.seed, length=s.union_length, world=world
-        )
+            split="train", size=size, seed=s.seed, length=s.union_length, world=world,
+            table=union_table(s.union),
+        )  # fmt: skip
         if not s.augment:
             return union, union
         return union, TransformedDataset(union, train_transforms(size=size), seed=s.seed)

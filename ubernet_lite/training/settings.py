@@ -29,6 +29,9 @@ class TrainSettings:
         memory: ``multitask_backward``'s mode (``"standard"`` or ``"low"``).
         image_size: training crop side (default ``cfg.input_size``).
         union_length: images in the synthetic union (unused with real data).
+        union: the synthetic union's table, a name of
+            :data:`ubernet_lite.data.synthetic.views.UNION_TABLES` (``"default"``: the slides'
+            table; ``"course"``: the course scale's views and shares).
         augment: random scale, crop, flip and colour jitter.
         seed: the one seed of the run (model init, data, augmentation, dropout).
         data: ``"synthetic"`` (the synthetic union) or ``"real"`` (the paper's real data sets).
@@ -52,6 +55,7 @@ class TrainSettings:
     memory: str = "standard"
     image_size: int | None = None
     union_length: int = 1000
+    union: str = "default"
     augment: bool = True
     seed: int = 0
     data: str = "synthetic"
@@ -99,5 +103,7 @@ class TrainSettings:
                 f"image_size must be a positive integer (or None: the config's), got "
                 f"{self.image_size!r}"
             )
+        if not isinstance(self.union, str) or not self.union:
+            raise ValueError(f"union must be the name of a union table, got {self.union!r}")
         if self.union_length < 1:
             raise ValueError(f"union_length must be >= 1, got {self.union_length}")

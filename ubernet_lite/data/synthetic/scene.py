@@ -35,7 +35,9 @@ from ...tasks import PART_NAMES, SYNTH_CLASSES
 #: - ``"indoor"``: a room corner (floor, back wall, left and right walls), 2-6 objects, more
 #:   furniture (NYU-like: normals of floor and walls everywhere).
 #: - ``"msra"``: one dominant object, large and centred, in front of a plain backdrop (MSRA10K-like).
-STYLES: tuple[str, ...] = ("scene", "indoor", "msra")
+#: - ``"person"``: one person, a third to most of the frame, before a plain backdrop (PASCAL-Part's
+#:   people, which fill their images: parts spanning many cells of the stride-8 maps).
+STYLES: tuple[str, ...] = ("scene", "indoor", "msra", "person")
 
 CLASS_ID = {name: i + 1 for i, name in enumerate(SYNTH_CLASSES)}
 PART_ID = {name: i + 1 for i, name in enumerate(PART_NAMES)}
@@ -747,6 +749,8 @@ def sample_scene(rng: random.Random, style: str = "scene") -> Scene:
     u = _Uniform(rng)
     if style == "msra":
         return _sample_msra(u)
+    if style == "person":
+        return _sample_msra(u, cls="person", frac=(0.35, 0.55), style="person")
     return _sample_room(u, style)
 
 
@@ -799,13 +803,18 @@ def _sample_room(u: _Uniform, style: str) -> Scene:
     return b.finish(style)
 
 
-def _sample_msra(u: _Uniform) -> Scene:
-    """One object, large and roughly centred, in front of a plain backdrop (floor and wall)."""
+def _sample_msra(
+    u: _Uniform, cls: str | None = None, frac=(0.6, 0.3), style: str = "msra"
+) -> Scene:
+    """One object, large and roughly centred, in front of a plain backdrop (floor and wall):
+    of class ``cls`` (None: a random class), its projected bounding radius ``frac[0]`` to
+    ``frac[0] + frac[1]`` of half the image."""
     fov = math.radians(45 + 10 * u())
-    cls = SYNTH_CLASSES[min(int(u() * len(SYNTH_CLASSES)), len(SYNTH_CLASSES) - 1)]
+    if cls is None:
+        cls = SYNTH_CLASSES[min(int(u() * len(SYNTH_CLASSES)), len(SYNTH_CLASSES) - 1)]
     dims = _dims(u, cls)
     cy, rad = _bounding(cls, dims)
-    frac = 0.6 + 0.3 * u()  # projected bounding radius / half the image
+    frac = frac[0] + frac[1] * u()  # projected bounding radius / half the image
     dist = rad / (frac * math.tan(fov / 2))
     elev = math.radians(5 + 25 * u())
     cam_h = cy + dist * math.sin(elev)
@@ -819,4 +828,4 @@ def _sample_msra(u: _Uniform) -> Scene:
     b.plane((0, 0, 1), (0, 0, -back), (1, 0, 0), (0, 1, 0), plain)
     x = (u() - 0.5) * 0.4 * rad  # a little off centre
     _add_object(b, cls, dims, x, -horiz, 2 * math.pi * u())
-    return b.finish("msra")
+    return b.finish(style)
