@@ -14,9 +14,10 @@ DATA ?= synthetic
 DEVICE ?= cpu
 DATA_ROOT ?=
 STEPS ?=
-# The scale of the lite preset's runs (ul.series.SCALE_SETTINGS): course for `make reproduce`,
-# `make reproduce SCALE=quick` for the quick run that `make test` checks (PRESET=paper ignores it).
-SCALE ?= course
+# The scale of the lite preset's runs (ul.series.SCALE_SETTINGS): quick by default (the run that
+# `make test` checks); `make reproduce SCALE=course` for the course run (PRESET=paper ignores it).
+# Quick stays the default while the course run misses three of its targets (docs/course_recipe.md).
+SCALE ?= quick
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: setup test test-unit test-notebooks test-paper-series reproduce notebooks-refresh lab lint format bench clean book book-check
@@ -48,7 +49,7 @@ test-paper-series: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(PY) -m pytest tests/test_paper_series.py -q -s
 
 # The main job: every notebook of the series, in order, headless, into outputs/notebooks/, at
-# SCALE (course by default; every notebook takes the `scale` parameter, those that train nothing
+# SCALE (quick by default; every notebook takes the `scale` parameter, those that train nothing
 # ignore it).
 reproduce: setup
 	@mkdir -p outputs/notebooks
