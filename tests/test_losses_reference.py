@@ -11,7 +11,7 @@ with a float32 5x5 convolution, whose rounding decided the pixels whose normal l
 half-way between two quantised directions (``|2 hxy| = |hxx - hyy|`` in exact arithmetic,
 about 1 % of the annotated pixels of the synthetic world; the old code's own float32 and float64
 runs disagree there). The new code computes the blur in exact integers.
-``_ref_normal_direction_exact`` is the old formula with that exact blur (float64);
+``_ref_normal_direction(..., exact=True)`` is the old formula with that exact blur (float64);
 ``test_normal_direction_*`` check that it is the old code everywhere off those ties, and the
 loss comparisons use it.
 """
@@ -77,25 +77,14 @@ def _ref_shift(x, dy, dx, fill):
     return out
 
 
-def _ref_normal_direction(positive):
-    x = positive.to(torch.float32).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], device=x.device) / 9
-    x = F.conv2d(
-        F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
-    )
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")[:, 0]
-    c = p[:, 1:-1, 1:-1]
-    hxx = p[:, 1:-1, 2:] - 2 * c + p[:, 1:-1, :-2]
-    hyy = p[:, 2:, 1:-1] - 2 * c + p[:, :-2, 1:-1]
-    hxy = (p[:, 2:, 2:] - p[:, 2:, :-2] - p[:, :-2, 2:] + p[:, :-2, :-2]) / 4
-    angle = (0.5 * torch.atan2(2 * hxy, hxx - hyy) + math.pi / 2) % math.pi
-    return torch.round(angle / (math.pi / 4)).long() % 4
-
-
-def _ref_normal_direction_exact(positive):
-    """``_ref_normal_direction`` with the blur in exact arithmetic: integer weights, float64."""
-    x = positive.to(torch.float64).unsqueeze(1)
-    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], dtype=torch.float64)  # (/ 9 per axis: a scale)
+def _ref_normal_direction(positive, exact: bool = False):
+    """The present implementation's direction (float32 blur with weights / 9 per axis);
+    ``exact``: the same blur in exact arithmetic (integer weights, float64; the / 9 per axis is
+    only a scale)."""
+    dtype = torch.float64 if exact else torch.float32
+    x = positive.to(dtype).unsqueeze(1)
+    tri = torch.tensor([1.0, 2.0, 3.0, 2.0, 1.0], dtype=dtype, device=x.device)
+    tri = tri if exact else tri / 9
     x = F.conv2d(
         F.pad(x, (2, 2, 2, 2), mode="replicate"), (tri[:, None] * tri[None, :])[None, None]
     )
@@ -130,7 +119,7 @@ def _ref_boundary_bags(logits, positive, valid, radius=1, bag="normal"):
         k = 2 * radius + 1
         bag_max = F.max_pool2d(masked.unsqueeze(1), k, stride=1, padding=radius).squeeze(1)
     else:
-        direction = _ref_normal_direction_exact(positive)  # (see the module's docstring)
+        direction = _ref_normal_direction(positive, exact=True)  # (see the module's docstring)
         bag_max = masked.clone()
         for d, (dy, dx) in enumerate(_DIRECTIONS):
             along = masked
@@ -253,7 +242,7 @@ def test_normal_direction_is_the_old_one_off_the_half_way_ties():
         _synthetic_boundaries()
     ):
         new = L._normal_direction(positive)
-        torch.testing.assert_close(new, _ref_normal_direction_exact(positive), rtol=0, atol=0)
+        torch.testing.assert_close(new, _ref_normal_direction(positive, exact=True), rtol=0, atol=0)
         tie = _half_way(positive) & positive
         off = positive & ~tie
         assert int(off.sum()) > 0.9 * int(positive.sum())  # the ties are few
