@@ -54,6 +54,19 @@ def test_notebook_that_draws_without_image_is_reported(tmp_path):
     assert notebook_images.figure_count(drawn) == 1
 
 
+def test_a_course_only_figure_is_excused_only_where_the_quick_cell_says_why(tmp_path):
+    src = '# a figure only at scale="course"\nif curves:\n    plt.plot(curves)\n    plt.show()'
+    said = nbformat.v4.new_output("stream", name="stdout", text="scale quick: no curves\n")
+    drawn = nbformat.v4.new_code_cell("plt.plot([1])\nplt.show()", outputs=[_image()])
+    drawn.execution_count = 1
+    for outputs, ok in (([said], True), ([], False)):
+        nb = _notebook(src, outputs)
+        nb.cells.append(drawn)
+        path = tmp_path / f"10_{ok}.ipynb"
+        nbformat.write(nb, path)
+        assert (notebook_images.missing_figures(path) == []) is ok
+
+
 def test_committed_notebooks_show_their_figures():
     """The committed notebooks carry their executed outputs, figures included (issue 14.1)."""
     paths = notebook_images.notebooks_in([ROOT / "notebooks"])
