@@ -1,14 +1,15 @@
-"""Bilinear upsampling by an integer factor: ``F.interpolate`` forward, a strided convolution back.
+"""Bilinear upsampling by an integer factor: ``F.interpolate`` forward, its exact adjoint back.
 
 Bilinear interpolation by an integer factor ``f`` is a transposed convolution with stride ``f``
 and a separable triangle kernel (each output pixel mixes its two nearest inputs per axis with the
 same weights at every period). Its gradient with respect to the input is therefore the adjoint of
-that transposed convolution: a depthwise *convolution* of the output gradient with the same
-kernel and stride ``f``, which reads each output pixel once. On the CPU we take the best of both
-forms: the forward is ``F.interpolate`` itself (the same values), the backward that strided
-convolution (the same gradient up to float rounding; ``F.interpolate``'s own backward scatters
-and costs several times more, and so does the transposed convolution's forward). Other devices,
-and sizes that are not an integer multiple, use ``F.interpolate`` and its autograd.
+that transposed convolution, which reads each output pixel once: per axis, the sum of ``f``
+strided slices of the output gradient, weighted by the kernel's taps. On the CPU the forward is
+``F.interpolate`` itself (the same values) and the backward those strided slices (the same
+gradient up to float rounding; ``F.interpolate``'s own backward scatters and costs several times
+more, and a strided depthwise convolution makes reordered copies of the gradient at the
+low-memory peak). Other devices, odd factors of ``upsample_centers`` and sizes that are not an
+integer multiple use ``F.interpolate`` and its autograd.
 
 * :func:`upsample_corners`: ``align_corners=True``, ``n -> f (n - 1) + 1`` (cell ``j`` on pixel
   ``f j``: the skip layers' maps, see ``skip.upsample_from_stride``);
@@ -22,37 +23,16 @@ import torch
 import torch.nn.functional as F
 
 
-def _depthwise(kernel: torch.Tensor, channels: int) -> torch.Tensor:
-    """The separable 2-D kernel ``k k^T`` for every channel: [channels, 1, K, K]."""
-    return (kernel[:, None] * kernel[None, :]).expand(channels, 1, -1, -1).contiguous()
-
-
 def _use_conv(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dim() == 4 and x.is_floating_point()
 
 
-def _corners_kernel(factor: int, like: torch.Tensor) -> torch.Tensor:
-    """The triangle ``(1, 2, ..., f, ..., 2, 1) / f`` (``2 f - 1`` taps) of ``align_corners=True``."""
-    i = torch.arange(1, 2 * factor, dtype=like.dtype, device=like.device)
-    return (factor - (i - factor).abs()) / factor
-
-
-def _centers_kernel(factor: int, like: torch.Tensor) -> torch.Tensor:
-    """The taps ``1 - |(r + 0.5) / f - 1|``, ``r = 0 .. 2 f - 1``, of ``align_corners=False``."""
-    r = torch.arange(2 * factor, dtype=like.dtype, device=like.device)
-    return 1 - ((r + 0.5) / factor - 1).abs()
-
-
 class _Upsample(torch.autograd.Function):
     """``F.interpolate(x, size, "bilinear", align_corners=corners)`` by an integer ``factor``
-    ([B, C, h, w] -> [B, C, H, W]), whose backward is the strided depthwise convolution that is
-    the adjoint of the equivalent transposed convolution:
-
-    * corners: ``y = conv_transpose(x, k, stride f, padding f - 1)``, so
-      ``dx = conv(dy, k, stride f, padding f - 1)``;
-    * centers (even ``f``): ``y = conv_transpose(pad_1(x), k, stride f, padding 3 f / 2)`` with
-      ``pad_1`` the replication of the border pixels, so ``dx = pad_1^T(conv(dy, k, stride f,
-      padding 3 f / 2))``: the padding ring's gradient added back onto the border pixels.
+    ([B, C, h, w] -> [B, C, H, W], optionally cropped), whose backward is the interpolation's
+    exact adjoint (:func:`upsample_adjoint`): for ``y = conv_transpose(x, k, stride f)``,
+    ``dx = conv(dy, k, stride f)``, written as strided slices per axis; for centers (even ``f``)
+    the border pixels also collect the gradient of their replicated neighbours (the clamp).
     """
 
     @staticmethod
@@ -72,10 +52,9 @@ class _Upsample(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (sh, sw), (gh, gw) = ctx.size, grad.shape[-2:]
-        if ctx.corners:  # (a cropped gradient: the cut rows and columns count as zeros)
-            return _corners_adjoint(grad, ctx.factor, ctx.shape), None, None, None
-        if (gh, gw) != (sh, sw):
+        if not ctx.corners and (gh, gw) != (sh, sw):
             grad = F.pad(grad, (0, sw - gw, 0, sh - gh))
+        # (corners: a cropped gradient's cut rows and columns count as zeros in the adjoint)
         return upsample_adjoint(grad, ctx.factor, ctx.corners, ctx.shape), None, None, None
 
 
@@ -140,41 +119,28 @@ def _centers_axis(g: torch.Tensor, f: int, n: int, dim: int) -> torch.Tensor:
     return out
 
 
-def _corners_adjoint(grad: torch.Tensor, f: int, shape: torch.Size) -> torch.Tensor:
-    """:func:`upsample_adjoint` of ``align_corners=True`` by separable strided slices, for a
-    gradient [B, C, H, W] of the (possibly cropped) output -> [B, C, h, w] (``shape``). On the
-    CPU about as fast as oneDNN's strided depthwise convolution, without its reordered copies
-    of the gradient (several times the gradient's size, at the peak of the low-memory step)."""
-    h, w = shape[-2:]
-    return _adjoint_axis(_adjoint_axis(grad, f, h, -2), f, w, -1)
-
-
 def upsample_adjoint(
     grad: torch.Tensor, factor: int, corners: bool, shape: torch.Size
 ) -> torch.Tensor:
     """The adjoint of :func:`upsample_corners` / :func:`upsample_centers` (``corners``) by
     ``factor`` from an input of ``shape`` [B, C, h, w]: the gradient with respect to the input
-    of ``(grad * upsample(x)).sum()``, [B, C, H, W] -> [B, C, h, w] (see :class:`_Upsample`)."""
-    f, (b, c, h, w) = factor, shape
-    if not corners and f % 2 == 0 and tuple(grad.shape[-2:]) == (f * h, f * w):
-        return _centers_axis(_centers_axis(grad, f, h, -2), f, w, -1)
-    planes = grad.reshape(1, b * c, *grad.shape[-2:])
+    of ``(grad * upsample(x)).sum()``, [B, C, H, W] -> [B, C, h, w], by separable strided slices.
+
+    ``corners``: ``grad`` may be of a cropped output (``H <= f (h - 1) + 1``). Centers: an even
+    ``factor`` and ``H, W = f h, f w`` (the only ones :class:`_Upsample` and
+    :func:`centers_factor` hand out). No temporary larger than the result: on the CPU about as
+    fast as oneDNN's strided depthwise convolution, without its reordered copies of the gradient
+    (several times the gradient's size, at the peak of the low-memory step).
+    """
+    f, (h, w) = factor, shape[-2:]
     if corners:
-        k = _depthwise(_corners_kernel(f, grad), b * c)
-        dx = F.conv2d(planes, k, stride=f, padding=f - 1, groups=b * c)
-        return dx.view(b, c, h, w)
-    k = _depthwise(_centers_kernel(f, grad), b * c)
-    dp = F.conv2d(planes, k, stride=f, padding=f + f // 2, groups=b * c)[0]  # [BC, h+2, w+2]
-    dx = dp[:, 1:-1, 1:-1].contiguous()  # (a new tensor: added to in place below)
-    dx[:, 0, :] += dp[:, 0, 1:-1]  # the replicated rows and columns
-    dx[:, -1, :] += dp[:, -1, 1:-1]
-    dx[:, :, 0] += dp[:, 1:-1, 0]
-    dx[:, :, -1] += dp[:, 1:-1, -1]
-    dx[:, 0, 0] += dp[:, 0, 0]  # and the four corners
-    dx[:, 0, -1] += dp[:, 0, -1]
-    dx[:, -1, 0] += dp[:, -1, 0]
-    dx[:, -1, -1] += dp[:, -1, -1]
-    return dx.view(b, c, h, w)
+        return _adjoint_axis(_adjoint_axis(grad, f, h, -2), f, w, -1)
+    if f % 2 or tuple(grad.shape[-2:]) != (f * h, f * w):
+        raise ValueError(
+            f"upsample_adjoint: centers needs an even factor and a [.., {f * h}, {f * w}] "
+            f"gradient, got factor {f} and {tuple(grad.shape)}"
+        )
+    return _centers_axis(_centers_axis(grad, f, h, -2), f, w, -1)
 
 
 def centers_factor(x: torch.Tensor, size: tuple[int, int]) -> int | None:
