@@ -40,10 +40,7 @@ def _level_outputs(
     if len(strides) < 2 or not skip.chains(by_stride):
         joint_out = skip.upsampled(by_stride, size)
         return [(z, to_input_resolution(z, image_size)) for z in joint_out.split(channels, dim=1)]
-    out = by_stride[strides[0]]
-    for coarse, fine in zip(strides[:-2], strides[1:-1], strict=True):  # all but the last step
-        y = by_stride[fine]
-        out = upsample_from_stride(out, coarse // fine, tuple(y.shape[-2:])) + y
+    out = skip.coarse_to_fine(by_stride, strides[:-1])  # all but the last step, shared
     coarse, fine = strides[-2], strides[-1]
     finest = by_stride[fine]
     outs = []

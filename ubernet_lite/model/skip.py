@@ -165,8 +165,16 @@ class SkipFusion(nn.Module):
         # own grid lines: cell j at pixel 4 j) is the same piecewise-bilinear function, so
         # up_8(y_8) + up_4(y_4) = up_4(up_{8->4}(y_8) + y_4) exactly, and only the finest sum is
         # interpolated to full resolution (one full-size interpolation instead of three).
+        out = SkipFusion.coarse_to_fine(by_stride, strides)
+        return upsample_from_stride(out, strides[-1], size)
+
+    @staticmethod
+    def coarse_to_fine(by_stride: dict[int, torch.Tensor], strides: list[int]) -> torch.Tensor:
+        """The maps of ``strides`` (coarse to fine, each dividing the previous) summed on the
+        finest one's cells: ``up_{s_k -> s_{k+1}}(...) + y_{s_{k+1}}``, [B, C, h_s, w_s] of the
+        last stride (the coarse-to-fine chain of :meth:`upsampled`)."""
         out = by_stride[strides[0]]
         for coarse, fine in zip(strides, strides[1:], strict=False):
             y = by_stride[fine]
             out = upsample_from_stride(out, coarse // fine, tuple(y.shape[-2:])) + y
-        return upsample_from_stride(out, strides[-1], size)
+        return out
