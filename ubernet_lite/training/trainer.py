@@ -84,7 +84,6 @@ from .distributed import (
     broadcast_module,
     distributed_backward,
     gather_rank_states,
-    global_counts,
     rank,
     reduce_losses,
     shard,
@@ -93,7 +92,6 @@ from .distributed import (
 )
 from .init import init_trunk
 from .loader import LoaderFeed
-from .objective import label_counts
 from .safety import (
     SIGNAL_NAMES,
     NonFiniteError,
@@ -259,7 +257,7 @@ class Trainer:
             self.step + 1, losses, losses.total, self.opt.current_lr(), self.model.parameters()
         )
         updated = self.opt.step(batch)
-        self._count_labels(batch)
+        self._count_labels(losses)
         t2 = time.perf_counter()
         self.data_time += t1 - t0
         self.compute_time += t2 - t1
@@ -271,14 +269,11 @@ class Trainer:
         self.history.append(row)
         return row
 
-    def _count_labels(self, batch: dict | None) -> None:
-        """Add the micro-batch's labelled samples of each task (all ranks') to :attr:`labelled`."""
-        specs = [self.cfg.task(t) for t in self.tasks]
-        counts = label_counts(batch, specs) if batch is not None else dict.fromkeys(self.tasks, 0)
-        if self.world > 1:
-            counts = global_counts(counts)
-        for task, n in counts.items():
-            self.labelled[task] += n
+    def _count_labels(self, losses) -> None:
+        """Add the micro-batch's labelled samples of each task to :attr:`labelled`: the step's
+        ``losses.counts`` (``summarize``'s; after ``reduce_losses``, all ranks'), 0 omitted."""
+        for task in self.tasks:
+            self.labelled[task] += losses.counts.get(task, 0)
 
     # ---- the loop ---------------------------------------------------------------------------
 
