@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ..data.synthetic.views import union_table
+from .init import INITS, TRUNK_FILE
+
 #: The training data choices of :class:`TrainSettings` (see :mod:`.data_source`).
 DATA_CHOICES = ("synthetic", "real")
 #: Settings that say where data are, not what the run does: not compared when loading.
@@ -78,9 +81,9 @@ class TrainSettings:
     def check(self) -> None:
         if self.data not in DATA_CHOICES:
             raise ValueError(f"data must be one of {DATA_CHOICES}, got {self.data!r}")
-        if self.init not in ("random", "imagenet") and not str(self.init).startswith("trunk:"):
+        if self.init not in INITS and not str(self.init).startswith(TRUNK_FILE):
             raise ValueError(
-                f"init must be 'random', 'imagenet' or 'trunk:<path>', got {self.init!r}"
+                f"init must be one of {INITS} or '{TRUNK_FILE}<path>', got {self.init!r}"
             )
         if self.optimizer not in ("async", "sync"):
             raise ValueError(f"optimizer must be 'async' or 'sync', got {self.optimizer!r}")
@@ -103,7 +106,6 @@ class TrainSettings:
                 f"image_size must be a positive integer (or None: the config's), got "
                 f"{self.image_size!r}"
             )
-        if not isinstance(self.union, str) or not self.union:
-            raise ValueError(f"union must be the name of a union table, got {self.union!r}")
+        union_table(self.union)  # a name of UNION_TABLES (ValueError naming them)
         if self.union_length < 1:
             raise ValueError(f"union_length must be >= 1, got {self.union_length}")
