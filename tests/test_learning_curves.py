@@ -168,20 +168,6 @@ def outputs(tmp_path, monkeypatch):
 TINY = dict(image_size=64, micro_batch=1, union_length=20, progress=False, prefetch=False)
 
 
-def test_pretrained_without_a_pretraining_stage_is_random_and_says_so(outputs, monkeypatch,
-                                                                      capsys):  # fmt: skip
-    monkeypatch.setattr(runs_mod, "pretrained_init_hook", lambda: None)
-    monkeypatch.setattr(runs_mod, "_SAID_RANDOM", [])
-    run = series.series_run("p", tasks=["saliency"], steps=2, init="pretrained", scale="course",
-                            short_batches=1, **TINY)  # fmt: skip
-    assert run.settings.init == "random"
-    assert (outputs / "runs" / "p-course" / "checkpoint.pt").is_file()
-    assert "init='random'" in capsys.readouterr().out
-    again = series.series_run("p", tasks=["saliency"], steps=2, init="pretrained",
-                              scale="course", short_batches=1, **TINY)  # fmt: skip
-    assert again.cached
-
-
 def test_pretrained_hook_gives_every_run_the_same_trunk(outputs, monkeypatch):
     cfg = make_config("lite", tasks=["saliency"])
     torch.manual_seed(7)
@@ -189,14 +175,14 @@ def test_pretrained_hook_gives_every_run_the_same_trunk(outputs, monkeypatch):
     path = outputs / "trunk.pt"
     calls = []
 
-    def pretrained_init(cfg, image_size=None, train=True):
+    def pretrained_init(cfg, image_size=None, train=True, verbose=True):
         calls.append(train)
         if not train and not path.is_file():
             return None
         torch.save(trunk, path)
         return f"trunk:{path}"
 
-    monkeypatch.setattr(runs_mod, "pretrained_init_hook", lambda: pretrained_init)
+    monkeypatch.setattr(runs_mod, "pretrained_init", pretrained_init)
     kw = dict(tasks=["saliency"], steps=0, init="pretrained", short_batches=1, **TINY)
     assert series.series_run("q", train=False, **kw) is None  # look-up only: nothing pretrained
     assert calls == [False]
@@ -235,7 +221,7 @@ def test_train_runs_pretrains_once_before_the_runs(outputs, monkeypatch):
     path = outputs / "trunk.pt"
     calls = []
 
-    def pretrained_init(cfg, image_size=None, train=True):
+    def pretrained_init(cfg, image_size=None, train=True, verbose=True):
         calls.append((train, path.is_file()))
         if not path.is_file():
             if not train:
@@ -243,7 +229,7 @@ def test_train_runs_pretrains_once_before_the_runs(outputs, monkeypatch):
             torch.save(trunk, path)
         return f"trunk:{path}"
 
-    monkeypatch.setattr(runs_mod, "pretrained_init_hook", lambda: pretrained_init)
+    monkeypatch.setattr(runs_mod, "pretrained_init", pretrained_init)
     kw = dict(steps=1, init="pretrained", short_batches=1, **TINY)
     runs = {"a": dict(tasks=["saliency"], **kw), "b": dict(tasks=["normals"], **kw)}
     assert series.train_runs(runs, workers=1) == ["a", "b"]

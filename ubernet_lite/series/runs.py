@@ -27,6 +27,7 @@ from ..config import UberNetConfig, make_config
 from ..paths import outputs_dir
 from ..progress import progress_bar
 from ..training.checkpoint import CHECKPOINT, load_checkpoint
+from ..training.pretrain import pretrained_init
 from ..training.trainer import Trainer
 
 
@@ -188,7 +189,7 @@ def series_run(
     ``scale`` (``"quick"`` or ``"course"``, :data:`SCALE_SETTINGS`) only names the cache folder
     (``-course`` for the lite preset's course runs); the settings themselves come from
     ``**preset_settings(preset, scale=scale)``. ``init="pretrained"`` starts from the shared
-    pretrained trunk (:func:`resolve_init`; ``"random"`` where the package has none).
+    pretrained trunk (:func:`resolve_init`, pretrained once and cached).
     """
     cfg = make_config(preset, tasks=tasks, data=data, gammas=gammas)  # checks data
     kwargs["data"] = data
@@ -225,10 +226,11 @@ PRETRAINED = "pretrained"
 #: * ``quick`` -- what the committed notebooks and nbval run (``make test``): 600 micro-batches
 #:   of 2 at 64 px, B_p = 2, random init, no periodic evaluation. Do not change it: nbval
 #:   compares the notebooks' outputs with these settings' and the quick caches are keyed on them.
-#: * ``course`` -- what ``make reproduce`` passes (``SCALE ?= course``): larger images (objects
-#:   span several cells of the stride-8 maps), more samples, the shared pretrained trunk, and a
-#:   periodic evaluation of ``eval_images`` val images every ``eval_every`` micro-batches over
-#:   ``eval_thresholds`` boundary thresholds (the learning curves of notebook 10). **One dict to
+#: * ``course`` -- what ``make reproduce SCALE=course`` passes (quick stays the default while the
+#:   course run misses targets): larger images (objects span several cells of the stride-8
+#:   maps), more samples, the shared pretrained trunk, and a periodic evaluation of
+#:   ``eval_images`` val images every ``eval_every`` micro-batches over ``eval_thresholds``
+#:   boundary thresholds (the learning curves of notebook 10). **One dict to
 #:   change**: every key is a keyword of :func:`series_run` (or of the Trainer behind it:
 #:   ``lr``, ``union``, ``union_length``, ``augment``, ``eval_*`` ...); the values below are the
 #:   course recipe of docs/course_recipe.md.
@@ -308,43 +310,15 @@ def preset_settings(preset: str = "lite", scale: str = "quick", **overrides) -> 
     return out
 
 
-def pretrained_init_hook():
-    """The function that gives the shared pretrained trunk, or None where the package has no
-    pretraining stage: ``ubernet_lite.training.pretrain.pretrained_init`` if that module exists.
-
-    Its contract (:func:`resolve_init` calls it): ``pretrained_init(cfg, image_size=...,
-    train=...) -> str | None``, an ``init`` value :class:`~ubernet_lite.training.Trainer` takes
-    (``"trunk:<path of a trunk state dict>"``, see ``training.init.init_trunk``), the stage run
-    once and cached; with ``train=False`` it only looks the cache up (None: not pretrained yet).
-    """
-    try:
-        from ..training import pretrain
-    except ImportError:
-        return None
-    return getattr(pretrain, "pretrained_init", None)
-
-
-_SAID_RANDOM: list[bool] = []
-
-
 def resolve_init(init: str, cfg: UberNetConfig, image_size: int | None, train: bool = True,
                  verbose: bool = True) -> str | None:  # fmt: skip
-    """``init`` as the Trainer takes it: ``"pretrained"`` becomes the shared pretrained trunk of
-    :func:`pretrained_init_hook` (pretrained now, once, if ``train``), or ``"random"`` -- said in
-    one printed line -- where the package has no pretraining stage. Other values pass through.
-    None: ``train=False`` and the trunk is not pretrained yet."""
+    """``init`` as the Trainer takes it: ``"pretrained"`` becomes the shared pretrained trunk,
+    ``"trunk:<path of a trunk state dict>"`` (``training.pretrain.pretrained_init``: the stage
+    run once, now if ``train``, and cached). Other values pass through. None: ``train=False``
+    and the trunk is not pretrained yet."""
     if init != PRETRAINED:
         return init
-    hook = pretrained_init_hook()
-    if hook is None:
-        if verbose and not _SAID_RANDOM:
-            _SAID_RANDOM.append(True)  # once per process
-            print(
-                "init='pretrained': this package has no shared pretraining stage "
-                "(ubernet_lite.training.pretrain.pretrained_init); training from init='random'"
-            )
-        return "random"
-    return hook(cfg, image_size=image_size, train=train)
+    return pretrained_init(cfg, image_size=image_size, train=train, verbose=verbose)
 
 
 def series_dir_name(

@@ -303,10 +303,7 @@ def pretrained_init(
     if not train and not (base / cache_key(cfg, s) / TRUNK_FILE).is_file():
         return None
     path = pretrained_trunk(cfg, s, root=base, verbose=verbose)
-    state = path.with_name(STATE_FILE)
-    if not state.is_file():  # a record from before the state file existed
-        torch.save(load_trunk_file(path)["trunk"], state)
-    return f"trunk:{state}"
+    return f"trunk:{path.with_name(STATE_FILE)}"  # written with the record, before it
 
 
 def load_trunk_file(path: str | os.PathLike) -> dict:
