@@ -49,6 +49,7 @@ from .training.checkpoint import (
     load_checkpoint,
 )
 from .training.distributed import init_from_env
+from .training.init import INITS
 from .training.real_data import (
     ShortestSidePredictor,
     check_real_config,
@@ -469,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=nonneg, default=None, help="default 0")
     t.add_argument(
         "--init",
-        choices=("random", "imagenet"),
+        choices=INITS,
         default=None,
         help="trunk initialisation (default random; imagenet: VGG-16 from torchvision's cache)",
     )
