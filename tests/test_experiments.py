@@ -112,6 +112,21 @@ def test_train_runs_trains_only_what_is_not_cached(outputs, counted):
     assert series.series_run("c", train=False, **runs["a"]) is None
 
 
+def test_start_runs_trains_in_the_background_what_is_not_cached(outputs):
+    runs = {
+        "a": dict(tasks=["semantic"], steps=2, **TINY),
+        "b": dict(tasks=["semantic"], steps=2, lr=0.02, **TINY),
+    }
+    series.series_run("a", verbose=False, **runs["a"])  # cached: not started again
+    background = series.start_runs(runs)  # a spawned worker process: it sees UBERNET_OUTPUTS
+    assert background.names == ["b"]
+    assert background.wait() == ["b"] and background.done()
+    assert series.series_run("b", train=False, verbose=False, **runs["b"]).step == 2
+    nothing = series.start_runs(runs)  # every run cached now
+    assert nothing.names == [] and nothing.done() and nothing.wait() == []
+    assert series.train_runs(runs, workers=1) == []
+
+
 # ---- results_data: the test data of notebooks 00 and 10 -------------------------------------
 
 

@@ -6,6 +6,7 @@
   :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
   :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
+  :func:`start_runs`: the same in the background (:class:`BackgroundRuns`, notebook 09);
 * :mod:`.attentive` -- :func:`cached_attentive_run`: notebook 11's attentive single-tasking
   runs, trained once and loaded from ``outputs/runs/<name>``;
 * :mod:`.results_data` -- :func:`results_data`: the synthetic test split or each task's real
@@ -15,7 +16,7 @@ The network config of a run is :func:`ubernet_lite.config.make_config`.
 """
 
 from .attentive import AttentiveRun, cached_attentive_run
-from .pool import train_runs
+from .pool import BackgroundRuns, start_runs, train_runs
 from .results_data import RealResults, ResultsData, SyntheticResults, results_data
 from .runs import (
     PRESET_SETTINGS,
@@ -36,6 +37,7 @@ from .runs import (
 
 __all__ = [
     "AttentiveRun",
+    "BackgroundRuns",
     "PRESET_SETTINGS",
     "PRETRAINED",
     "SCALES",
@@ -55,5 +57,6 @@ __all__ = [
     "series_run",
     "short_run_batch_sizes",
     "single_run_name",
+    "start_runs",
     "train_runs",
 ]

@@ -2,6 +2,11 @@
 
 Small networks use a CPU core far better in separate processes than through intra-op threads, so
 on a 2-core machine two runs at a time take about half the wall time of one after another.
+
+* :func:`train_runs` -- train the runs not cached yet, ``workers`` at a time, and wait for them;
+* :func:`start_runs` -- the same in the background (:class:`BackgroundRuns`): notebook 09 trains
+  its seven-task model in the kernel while a second process trains one of notebook 10's runs on
+  the other core.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ def _train_worker(job: tuple[str, dict, int]) -> str:
     return name
 
 
+def _todo(runs: dict[str, dict]) -> list[str]:
+    """The names of ``runs`` that are not in the cache yet."""
+    return [
+        n
+        for n, kw in runs.items()
+        if series_run(n, **{**kw, "train": False, "verbose": False}) is None
+    ]
+
+
 def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> list[str]:
     """Train the :func:`series_run` runs ``{name: kwargs}`` that are not cached yet, ``workers``
     at a time in subprocesses (one torch thread each by default).
@@ -33,11 +47,7 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
     Afterwards ``series_run(name, **kwargs)`` loads each run from the cache. Returns the names of
     the runs that were trained.
     """
-    todo = [
-        n
-        for n, kw in runs.items()
-        if series_run(n, **{**kw, "train": False, "verbose": False}) is None
-    ]
+    todo = _todo(runs)
     if not todo:
         return []
     _pretrain_once([runs[n] for n in todo])
@@ -56,6 +66,48 @@ def train_runs(runs: dict[str, dict], workers: int = 2, threads: int = 1) -> lis
                 bar.update(1)
     bar.close()
     return todo
+
+
+class BackgroundRuns:
+    """Runs training in worker processes while the caller goes on (:func:`start_runs`).
+
+    Attributes:
+        names: the runs being trained (those of the request that were not cached).
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor | None, futures: list, names: list[str]):
+        self._pool, self._futures, self.names = pool, futures, names
+
+    def done(self) -> bool:
+        """Whether every run has finished (or there was none to train)."""
+        return all(f.done() for f in self._futures)
+
+    def wait(self) -> list[str]:
+        """Block until every run has finished; returns their names. A worker's exception is
+        raised here."""
+        try:
+            return [f.result() for f in self._futures]
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+
+def start_runs(runs: dict[str, dict], workers: int = 1, threads: int = 1) -> BackgroundRuns:
+    """Start training the :func:`series_run` runs ``{name: kwargs}`` that are not cached yet in
+    ``workers`` background processes (``threads`` torch threads each) and return at once.
+
+    The shared pretraining stage, if a run needs it, runs here first (so call this after the
+    caller's own run has pretrained, or accept the wait). ``.wait()`` on the result blocks until
+    the runs are in the cache; afterwards :func:`train_runs` and :func:`series_run` find them there.
+    """
+    todo = _todo(runs)
+    if not todo:
+        return BackgroundRuns(None, [], [])
+    _pretrain_once([runs[n] for n in todo])
+    pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"))
+    futures = [pool.submit(_train_worker, (n, runs[n], threads)) for n in todo]
+    return BackgroundRuns(pool, futures, todo)
 
 
 def _pretrain_once(runs: list[dict]) -> None:
