@@ -127,6 +127,20 @@ def test_start_runs_trains_in_the_background_what_is_not_cached(outputs):
     assert series.train_runs(runs, workers=1) == []
 
 
+def test_table9_runs_are_the_seven_task_settings_with_one_normals_weight_each(outputs):
+    settings = dict(steps=2, **TINY)
+    runs = series.table9_runs("seven_task", [5, 50.0], **settings)
+    assert list(runs) == ["seven_task_normals_gamma5", "seven_task_normals_gamma50"]
+    assert runs["seven_task_normals_gamma5"] == dict(settings, gammas={"normals": 5.0})
+    assert settings == dict(steps=2, **TINY)  # the caller's dict is left as it was
+    # notebooks 00/09 start [5.0] and notebook 10 asks for [5.0, 50.0]: one cache entry
+    series.series_run(
+        "g5", verbose=False, **series.table9_runs("x", [5.0], **settings)["x_normals_gamma5"]
+    )
+    again = series.table9_runs("x", [5, 50], **settings)["x_normals_gamma5"]
+    assert series.series_run("g5", train=False, verbose=False, **again).cached
+
+
 # ---- results_data: the test data of notebooks 00 and 10 -------------------------------------
 
 

@@ -4,9 +4,10 @@
   the lite preset, per scale: :data:`SCALE_SETTINGS`, ``"quick"`` or ``"course"``),
   :func:`resolve_init` (``init="pretrained"``: the shared pretrained trunk),
   :func:`cached_run` (train once, then load from ``outputs/runs/<name>``),
-  :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`;
+  :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`,
+  :func:`single_run_name` and :func:`table9_runs` (notebook 10's other runs);
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
-  :func:`start_runs`: the same in the background (:class:`BackgroundRuns`, notebook 09);
+  :func:`start_runs`: the same in the background (:class:`BackgroundRuns`, notebooks 00 and 09);
 * :mod:`.attentive` -- :func:`cached_attentive_run`: notebook 11's attentive single-tasking
   runs, trained once and loaded from ``outputs/runs/<name>``;
 * :mod:`.results_data` -- :func:`results_data`: the synthetic test split or each task's real
@@ -33,6 +34,7 @@ from .runs import (
     series_run,
     short_run_batch_sizes,
     single_run_name,
+    table9_runs,
 )
 
 __all__ = [
@@ -58,5 +60,6 @@ __all__ = [
     "short_run_batch_sizes",
     "single_run_name",
     "start_runs",
+    "table9_runs",
     "train_runs",
 ]

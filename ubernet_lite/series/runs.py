@@ -20,7 +20,7 @@ share one cache); :func:`single_run_name` names notebook 10's single-task runs.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import UberNetConfig, make_config
@@ -344,3 +344,18 @@ def single_run_name(run_name: str, task: str, data: str = "synthetic") -> str:
     if run_name == "seven_task" and data == "synthetic":
         return f"single_{task}"
     return f"{run_name}_single_{task}"
+
+
+def table9_runs(run_name: str, gammas: Sequence[float], **settings) -> dict[str, dict]:
+    """Notebook 10's Table 9 runs beside ``run_name``: ``{name: series_run kwargs}``, one per
+    normals weight gamma_normals in ``gammas`` (Eq. 1's gamma_t), named
+    ``<run_name>_normals_gamma<gamma>`` and otherwise ``settings``, the seven-task run's.
+
+    Notebooks 00 and 09 start the first of them in a second process while they train the
+    seven-task run (:func:`.pool.start_runs`), notebook 10 trains the rest: all three ask for the
+    same names and settings, so each run is trained once and found in the cache afterwards.
+    """
+    return {
+        f"{run_name}_normals_gamma{g:g}": dict(settings, gammas={"normals": float(g)})
+        for g in gammas
+    }
