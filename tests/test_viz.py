@@ -77,6 +77,28 @@ def test_qualitative_figure_grid():
         viz.qualitative_figure(torch.rand(3, H, W), preds)
 
 
+def test_task_comparison_figure_shows_one_task_of_each_model():
+    H = W = 32
+    sample = {"image": torch.rand(3, H, W), "semantic": torch.randint(0, 7, (H, W))}
+    preds = {m: {"semantic": torch.randn(1, 7, H, W)} for m in ("seven-task", "single-task")}
+    fig = viz.task_comparison_figure(sample, preds, "semantic")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["image", "semantic segm.: ground truth", "seven-task", "single-task"]
+    assert all(ax.images for ax in fig.axes)  # four pictures, no blank "no branch" panel
+    assert len(fig.legends) == 1  # the class colours
+    det = {"seven-task": {"detection": [{"boxes": torch.tensor([[2.0, 3, 20, 25]]),
+                                          "labels": torch.tensor([2]), "scores": torch.tensor([0.9])}]}}  # fmt: skip
+    fig = viz.task_comparison_figure(
+        {"image": torch.rand(3, H, W), "boxes": torch.zeros(0, 4), "labels": torch.zeros(0)},
+        det, "detection",
+    )  # fmt: skip
+    assert len(fig.axes[2].patches) == 1
+    with pytest.raises(ValueError, match="no 'normals' output"):
+        viz.task_comparison_figure(sample, preds, "normals")
+    with pytest.raises(ValueError, match="task must be one of"):
+        viz.task_comparison_figure(sample, preds, "image")
+
+
 def test_colour_conventions():
     n = torch.zeros(3, 2, 2)
     n[0, 0, 0] = 1.0  # pointing right -> red

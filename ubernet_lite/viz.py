@@ -376,6 +376,63 @@ def qualitative_figure(
     return fig
 
 
+def task_comparison_figure(
+    sample: Mapping,
+    predictions: Mapping[str, Mapping],
+    task: str,
+    class_names: Sequence[str] = SYNTH_CLASSES,
+    score_threshold: float = 0.5,
+    size: float = 2.2,
+):
+    """One task of one image, side by side: the image, its ground truth, and each model's output.
+
+    Args:
+        sample: a sample dict (docs/design.md) with ``image`` float [3, H, W] and the task's target.
+        predictions: model name -> ``model(image[None], tasks=[task])`` in eval mode (a batch of
+            one: dense logits [1, C, H, W], detection a list of one dict).
+        task: the task to compare (a key of :data:`TITLES` other than ``"image"``).
+
+    Returns:
+        the matplotlib figure (one row of ``2 + len(predictions)`` axes).
+    """
+    if task not in PANELS or task == "image":
+        raise ValueError(
+            f"task_comparison_figure: task must be one of {list(PANELS[1:])}, got {task!r}"
+        )
+    missing = [name for name, pred in predictions.items() if task not in pred]
+    if missing:
+        raise ValueError(f"task_comparison_figure: no {task!r} output from {missing}")
+    n = 2 + len(predictions)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.4), layout="constrained")
+    _panel(axes[0], "image", sample, class_names)
+    _style(axes[0], "image")
+    _panel(axes[1], task, sample, class_names)
+    _style(axes[1], f"{TITLES[task]}: ground truth")
+    for ax, (name, pred) in zip(axes[2:], predictions.items(), strict=True):
+        shown = {"image": sample["image"], **_prediction_panel(task, pred[task], 0, class_names)}
+        if task == "detection":
+            shown = _confident(ax, shown, score_threshold)
+        _panel(ax, task, shown, class_names)
+        _style(ax, name)
+    if task in ("semantic", "detection", "semantic_boundaries"):
+        fig.legend(
+            handles=legend_handles(class_names),
+            loc="outside lower center",
+            ncols=len(class_names),
+            fontsize=7,
+            frameon=False,
+        )
+    elif task == "parts":
+        fig.legend(
+            handles=legend_handles(PART_NAMES),
+            loc="outside lower center",
+            ncols=len(PART_NAMES),
+            fontsize=7,
+            frameon=False,
+        )
+    return fig
+
+
 def parts_legend(ax=None):
     """A legend of the six human parts' colours (on ``ax`` or the current axis)."""
     ax = ax or plt.gca()
