@@ -414,22 +414,13 @@ def task_comparison_figure(
             shown = _confident(ax, shown, score_threshold)
         _panel(ax, task, shown, class_names)
         _style(ax, name)
-    if task in ("semantic", "detection", "semantic_boundaries"):
+    classes = ("semantic", "detection", "semantic_boundaries")
+    names = {**dict.fromkeys(classes, class_names), "parts": PART_NAMES}.get(task)
+    if names:  # the colours of the classes or parts
         fig.legend(
-            handles=legend_handles(class_names),
-            loc="outside lower center",
-            ncols=len(class_names),
-            fontsize=7,
-            frameon=False,
-        )
-    elif task == "parts":
-        fig.legend(
-            handles=legend_handles(PART_NAMES),
-            loc="outside lower center",
-            ncols=len(PART_NAMES),
-            fontsize=7,
-            frameon=False,
-        )
+            handles=legend_handles(names), loc="outside lower center", ncols=len(names),
+            fontsize=7, frameon=False,
+        )  # fmt: skip
     return fig
 
 
