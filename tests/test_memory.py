@@ -118,12 +118,22 @@ def test_low_memory_peak_does_not_grow_with_tasks():
     """The point of Sec. 4, measured at a small lite setting: from one dense task (the widest
     branch comes first) to all six, standard grows with T and low does not. At 64 px: since the
     losses gather MIL bags at the annotated pixels only and the skips upsample coarse to fine,
-    a task's branch stores so little at 32 px that standard grew only 1.12x there (1.40x at 64)."""
+    a task's branch stores so little at 32 px that standard grew only 1.12x there (1.40x at 64).
+
+    From the second task on, the low schedule also holds the gradients accumulated at the taps
+    (dL/dB_i summed over the tasks done so far: one buffer per tap, whatever T is), which a single
+    task creates only at its very end. So low is flat from 2 tasks to 6, and 1 -> 6 adds at most
+    those buffers (``lowmem_breakdown``'s ``tap_grads``). Measured on an AVX2-only CPU: low 2.33 MB
+    at 1 task, 2.59 MB at 2, 3, 4 and 6 (within 8 bytes), tap gradients 0.43 MB; on the machine
+    this test was first written on the second task's branch peaked lower, and 1 -> 6 stayed
+    within 5 %."""
     names = ["standard", "low"]
-    r1 = measure("lite", 1, 64, names)
+    r1 = measure("lite", 1, 64, names, breakdown=True)
+    r2 = measure("lite", 2, 64, names)
     r6 = measure("lite", 6, 64, names)
     assert r6["standard"]["peak"] > 1.2 * r1["standard"]["peak"]
-    assert r6["low"]["peak"] <= 1.05 * r1["low"]["peak"]
+    assert r6["low"]["peak"] <= 1.02 * r2["low"]["peak"]  # flat in T
+    assert r6["low"]["peak"] <= r1["low"]["peak"] + r1["breakdown"]["tap_grads"]
     assert r6["low"]["peak"] < r6["standard"]["peak"]
 
 
