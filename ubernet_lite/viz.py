@@ -323,6 +323,24 @@ def _confident(ax, sample: dict, score_threshold: float, max_boxes: int | None =
     }
 
 
+def _draw_prediction(
+    ax,
+    key: str,
+    image,
+    pred,
+    b: int,
+    class_names,
+    score_threshold: float,
+    max_boxes: int | None = None,
+) -> None:
+    """Draw the ``b``-th prediction of task ``key`` on ``ax`` (over ``image`` for detection,
+    whose boxes below ``score_threshold`` are hidden)."""
+    shown = {"image": image, **_prediction_panel(key, pred, b, class_names)}
+    if key == "detection":
+        shown = _confident(ax, shown, score_threshold, max_boxes)
+    _panel(ax, key, shown, class_names)
+
+
 def qualitative_figure(
     images,
     predictions: Mapping,
@@ -362,16 +380,14 @@ def qualitative_figure(
     for b in range(B):
         for c, key in enumerate(PANELS):
             ax = axes[b, c]
-            sample = {"image": images[b]}
-            if key != "image":
-                if key not in predictions:
-                    _blank(ax, "no branch")
-                    _style(ax, TITLES[key] if b == 0 else None)
-                    continue
-                sample.update(_prediction_panel(key, predictions[key], b, class_names))
-                if key == "detection":
-                    sample = _confident(ax, sample, score_threshold)
-            _panel(ax, key, sample, class_names)
+            if key == "image":
+                _panel(ax, key, {"image": images[b]}, class_names)
+            elif key not in predictions:
+                _blank(ax, "no branch")
+            else:
+                _draw_prediction(
+                    ax, key, images[b], predictions[key], b, class_names, score_threshold
+                )
             _style(ax, TITLES[key] if b == 0 else None)
     return fig
 
@@ -409,10 +425,7 @@ def task_comparison_figure(
     _panel(axes[1], task, sample, class_names)
     _style(axes[1], f"{TITLES[task]}: ground truth")
     for ax, (name, pred) in zip(axes[2:], predictions.items(), strict=True):
-        shown = {"image": sample["image"], **_prediction_panel(task, pred[task], 0, class_names)}
-        if task == "detection":
-            shown = _confident(ax, shown, score_threshold)
-        _panel(ax, task, shown, class_names)
+        _draw_prediction(ax, task, sample["image"], pred[task], 0, class_names, score_threshold)
         _style(ax, name)
     classes = ("semantic", "detection", "semantic_boundaries")
     names = {**dict.fromkeys(classes, class_names), "parts": PART_NAMES}.get(task)
@@ -503,11 +516,10 @@ def truth_and_prediction_figure(
             elif key not in predictions:
                 _blank(ax, "no branch")
             else:
-                pred = {"image": truth["image"]}
-                pred.update(_prediction_panel(key, predictions[key], i, class_names))
-                if key == "detection":
-                    pred = _confident(ax, pred, score_threshold, max_boxes)
-                _panel(ax, key, pred, class_names)
+                _draw_prediction(
+                    ax, key, truth["image"], predictions[key], i, class_names, score_threshold,
+                    max_boxes,
+                )  # fmt: skip
             _style(ax, None)
         top[0].set_ylabel(f"#{index} truth", fontsize=8)
         bottom[0].set_ylabel(f"#{index} predicted", fontsize=8, color="tab:blue")
