@@ -127,6 +127,16 @@ def test_start_runs_trains_in_the_background_what_is_not_cached(outputs):
     assert series.train_runs(runs, workers=1) == []
 
 
+def test_start_other_core_trains_the_gamma5_run_at_the_course_scale_only(outputs):
+    settings = dict(tasks=["semantic", "normals"], steps=2, **TINY)
+    assert series.start_other_core("a", preset="lite", scale="quick", **settings) is None
+    assert series.start_other_core("a", other_core=False, scale="course", **settings) is None
+    background = series.start_other_core("a", other_core=True, **settings)
+    assert background.names == ["a_normals_gamma5"] and background.wait() == ["a_normals_gamma5"]
+    run = series.table9_runs("a", [5.0], **settings)["a_normals_gamma5"]
+    assert series.series_run("a_normals_gamma5", train=False, verbose=False, **run).step == 2
+
+
 def test_table9_runs_are_the_seven_task_settings_with_one_normals_weight_each(outputs):
     settings = dict(steps=2, **TINY)
     runs = series.table9_runs("seven_task", [5, 50.0], **settings)

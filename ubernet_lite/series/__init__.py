@@ -7,7 +7,8 @@
   :func:`series_run` (the runs of notebooks 00, 09 and 10), :func:`short_run_batch_sizes`,
   :func:`single_run_name` and :func:`table9_runs` (notebook 10's other runs);
 * :mod:`.pool` -- :func:`train_runs`: the runs not cached yet, trained in worker processes;
-  :func:`start_runs`: the same in the background (:class:`BackgroundRuns`, notebooks 00 and 09);
+  :func:`start_runs`: the same in the background (:class:`BackgroundRuns`),
+  :func:`start_other_core` (notebooks 00 and 09);
 * :mod:`.attentive` -- :func:`cached_attentive_run`: notebook 11's attentive single-tasking
   runs, trained once and loaded from ``outputs/runs/<name>``;
 * :mod:`.results_data` -- :func:`results_data`: the synthetic test split or each task's real
@@ -17,7 +18,7 @@ The network config of a run is :func:`ubernet_lite.config.make_config`.
 """
 
 from .attentive import AttentiveRun, cached_attentive_run
-from .pool import BackgroundRuns, start_runs, train_runs
+from .pool import BackgroundRuns, start_other_core, start_runs, train_runs
 from .results_data import RealResults, ResultsData, SyntheticResults, results_data
 from .runs import (
     PRESET_SETTINGS,
@@ -59,6 +60,7 @@ __all__ = [
     "series_run",
     "short_run_batch_sizes",
     "single_run_name",
+    "start_other_core",
     "start_runs",
     "table9_runs",
     "train_runs",

@@ -4,9 +4,9 @@ Small networks use a CPU core far better in separate processes than through intr
 on a 2-core machine two runs at a time take about half the wall time of one after another.
 
 * :func:`train_runs` -- train the runs not cached yet, ``workers`` at a time, and wait for them;
-* :func:`start_runs` -- the same in the background (:class:`BackgroundRuns`): notebook 09 trains
-  its seven-task model in the kernel while a second process trains one of notebook 10's runs on
-  the other core.
+* :func:`start_runs` -- the same in the background (:class:`BackgroundRuns`);
+  :func:`start_other_core` -- what notebooks 00 and 09 start with it: while the kernel trains the
+  seven-task model, a second process trains notebook 10's first Table 9 run on the other core.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from ..config import make_config
 from ..progress import progress_bar
-from .runs import PRETRAINED, resolve_init, series_run
+from .runs import PRETRAINED, resolve_init, series_run, table9_runs
 
 
 def _train_worker(job: tuple[str, dict, int]) -> str:
@@ -108,6 +108,28 @@ def start_runs(runs: dict[str, dict], workers: int = 1, threads: int = 1) -> Bac
     pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"))
     futures = [pool.submit(_train_worker, (n, runs[n], threads)) for n in todo]
     return BackgroundRuns(pool, futures, todo)
+
+
+def start_other_core(
+    run_name: str, other_core: bool | None = None, **settings
+) -> BackgroundRuns | None:
+    """Notebook 10's first Table 9 run beside ``run_name`` (gamma_normals = 5,
+    :func:`.runs.table9_runs`, otherwise ``settings``: the seven-task run's :func:`series_run`
+    keywords) started in a second process, or None.
+
+    One torch thread per process is fastest for the lite network, so while a notebook's kernel
+    trains the seven-task run on one core this keeps the other busy; notebook 10 then finds the
+    run in the cache. ``other_core`` None: only for the lite preset's course scale (a quick run
+    is too short to be worth a process). Call ``.wait()`` on the result once the kernel's own run
+    is done.
+    """
+    if other_core is None:
+        other_core = settings.get("preset", "lite") == "lite" and settings.get("scale") == "course"
+    if not other_core:
+        return None
+    background = start_runs(table9_runs(run_name, [5.0], **settings))
+    print("training in a second process meanwhile:", background.names or "nothing (cached)")
+    return background
 
 
 def _pretrain_once(runs: list[dict]) -> None:
