@@ -27,7 +27,8 @@ def test_separable_roi_align_matches_torchvision(size, scale, sampling):
     g = torch.Generator().manual_seed(0)
     h, w = size
     x = torch.randn(3, 5, h, w, dtype=torch.float64, generator=g)
-    boxes = [_boxes(n, max(h, w) / scale, g) for n in (11, 0, 7)]
+    # 37 boxes: three chunks of ROI_CHUNK (16) in one image, the last one partial
+    boxes = [_boxes(n, max(h, w) / scale, g) for n in (11, 0, 37)]
     x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     new = separable_roi_align(x1, boxes, 7, scale, sampling)
     ref = roi_align(x2, boxes, 7, spatial_scale=scale, sampling_ratio=sampling, aligned=False)
