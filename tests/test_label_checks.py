@@ -1,6 +1,7 @@
 """Label values are checked once per sample, in ``collate`` (issue 16: label validation leaves
-the hot loop); the training objective's losses then read only shapes and the class count, and
-the public loss functions called directly still check every value."""
+the hot loop), and the MIL loss's bags are prepared there too (issue 14); the training
+objective's losses then read only shapes and the class count, and the public loss functions
+called directly still check every value."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def _outputs(spec, b, h, w, seed=0):
     out = Out({spec.name: preds[0]})
     out.scales = {spec.name: preds[1:]}
     return out
+
+
+def _uncollated(batch: dict) -> dict:
+    """``batch`` without what ``collate`` records for the losses (checked values, MIL bags)."""
+    return {k: v for k, v in batch.items() if k not in ("checked_labels", "mil_targets")}
 
 
 def test_collate_records_the_checked_targets(samples):
@@ -71,7 +77,7 @@ def test_the_objective_does_not_reread_checked_values(samples):
     batch["targets"]["boundaries"].view(-1)[0] = 9  # behind collate's back
     out = _outputs(spec, 2, 64, 64)
     L.task_loss(spec, out, batch)  # no error: the values are not read again
-    unchecked = {k: v for k, v in batch.items() if k != "checked_labels"}
+    unchecked = _uncollated(batch)
     with pytest.raises(ValueError, match="binary target values"):
         L.task_loss(spec, out, unchecked)
 
@@ -94,8 +100,41 @@ def test_checked_and_unchecked_losses_agree(samples, name):
     batch = collate(samples)
     spec = TASKS[name]
     out = _outputs(spec, 2, 64, 64, seed=1)
-    unchecked = {k: v for k, v in batch.items() if k != "checked_labels"}
+    unchecked = _uncollated(batch)
     torch.testing.assert_close(L.task_loss(spec, out, batch), L.task_loss(spec, out, unchecked))
+
+
+@pytest.mark.parametrize("name", ["boundaries", "semantic_boundaries"])
+def test_collated_mil_bags_give_the_losses_own_values_and_gradients(samples, name):
+    """The bags ``collate`` prepares (``batch["mil_targets"]``) are those the loss would prepare
+    itself: the same loss and the same gradient, in float64, bit for bit."""
+    batch = collate(samples)
+    spec = TASKS[name]
+    assert set(batch["mil_targets"]) == {"boundaries", "semantic_boundaries"}
+    out = _outputs(spec, 2, 64, 64, seed=2)
+    grads = []
+    for b in (batch, _uncollated(batch)):
+        preds = [
+            out[name].double().requires_grad_(),
+            *(p.double().requires_grad_() for p in out.scales[name]),
+        ]
+        o = type(out)({name: preds[0]})
+        o.scales = {name: preds[1:]}
+        loss = L.task_loss(spec, o, b)
+        loss.sum().backward()
+        grads.append((loss.detach(), [p.grad for p in preds]))
+    (l1, g1), (l2, g2) = grads
+    assert torch.equal(l1, l2)
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+
+
+def test_collated_mil_bags_are_not_used_for_another_radius(samples):
+    batch = collate(samples)
+    spec = TASKS["boundaries"]
+    out = _outputs(spec, 2, 64, 64, seed=3)
+    wide = L.task_loss(spec, out, batch, radius=2)
+    assert torch.equal(wide, L.task_loss(spec, out, _uncollated(batch), radius=2))
+    assert not torch.equal(wide, L.task_loss(spec, out, batch))
 
 
 def test_public_losses_still_check_values():

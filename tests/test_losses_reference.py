@@ -254,6 +254,14 @@ def test_normal_direction_at_is_the_dense_one():
         at = positive.reshape(-1).nonzero().squeeze(1)
         dense = L._normal_direction(positive).reshape(-1)[at]
         assert torch.equal(L._normal_direction_at(positive, at), dense)
+        # planes without an annotated pixel between planes with some (an absent class of
+        # semantic boundaries): only the planes that hold one are blurred, at the same values
+        gaps = torch.stack([positive[0], torch.zeros_like(positive[0]), positive[-1]])
+        at = gaps.reshape(-1).nonzero().squeeze(1)
+        dense = L._normal_direction(gaps).reshape(-1)[at]
+        assert torch.equal(L._normal_direction_at(gaps, at), dense)
+    none = torch.zeros(2, 8, 8, dtype=torch.bool)
+    assert L._normal_direction_at(none, none.reshape(-1).nonzero().squeeze(1)).numel() == 0
 
 
 @pytest.mark.parametrize("bag", ["normal", "window"])

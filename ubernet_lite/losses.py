@@ -41,6 +41,7 @@ __all__ = [
     "hed_balanced",
     "mil_bag_members",
     "mil_boundary",
+    "mil_targets",
     "normals_l1",
     "per_sample_mean",
     "task_loss",
@@ -399,12 +400,14 @@ def _blur(positive: torch.Tensor) -> torch.Tensor:
 
 def _normal_direction_at(positive: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     """:func:`_normal_direction` at the flat indices ``at`` [P] only: int64 [P] (the blur is
-    computed everywhere, the Hessian and its angle at those pixels)."""
+    computed on the planes that hold one of those pixels, the Hessian and its angle at those
+    pixels; a semantic-boundary class absent from an image has no plane to blur)."""
     n, h, w = positive.shape
-    p = F.pad(_blur(positive), (1, 1, 1, 1), mode="replicate").reshape(
-        -1
-    )  # [N, H + 2, W + 2], flat
-    k = at // (h * w)
+    if at.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=positive.device)
+    planes, k = torch.unique(at // (h * w), return_inverse=True)  # k: at's plane among them
+    p = F.pad(_blur(positive[planes]), (1, 1, 1, 1), mode="replicate").reshape(-1)
+    # p: [planes, H + 2, W + 2], flat
     y, xx = (at % (h * w)) // w, at % w
     centre = k * ((h + 2) * (w + 2)) + (y + 1) * (w + 2) + (xx + 1)
 
@@ -501,7 +504,11 @@ def mil_boundary(
 
 
 def mil_bag_members(
-    positive: torch.Tensor, valid: torch.Tensor, radius: int = 1, bag: str = "normal"
+    positive: torch.Tensor,
+    valid: torch.Tensor,
+    radius: int = 1,
+    bag: str = "normal",
+    center: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The members of every positive bag, as flat indices (the target side of the MIL loss).
 
@@ -509,6 +516,7 @@ def mil_bag_members(
         positive: bool ``[N, H, W]``, annotated boundary pixels.
         valid: bool ``[N, H, W]``, pixels not labelled 255.
         radius, bag: as :func:`boundary_bags`.
+        center: ``positive.reshape(-1).nonzero().squeeze(1)`` when the caller has it already.
 
     Returns:
         ``(center, members, ok)``: int64 ``[P]``, the flat index (into ``N * H * W``) of each of the
@@ -518,7 +526,7 @@ def mil_bag_members(
         candidates inside the image and not ignored (the others point at the centre).
     """
     n, h, w = positive.shape
-    idx = positive.reshape(-1).nonzero().squeeze(1)  # [P]
+    idx = positive.reshape(-1).nonzero().squeeze(1) if center is None else center  # [P]
     pn, rem = idx // (h * w), idx % (h * w)
     py, px = rem // w, rem % w
     if bag == "normal":
@@ -553,23 +561,55 @@ def _mil_prepare(
     largest: int | None = None,
 ) -> dict:
     """The target side of :func:`mil_boundary`, once for every prediction of a task: the bags'
-    members, the certain negatives, the per-sample counts."""
+    members, the certain negatives, the per-sample counts (:func:`mil_targets`)."""
     if bag not in ("normal", "window"):
         raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
     logits, target = _as_channels(task, logits, target)
+    return mil_targets(target, task, radius=radius, bag=bag, check=check)
+
+
+def mil_targets(
+    target: torch.Tensor,
+    task: str = "boundaries",
+    radius: int = 1,
+    bag: str = "normal",
+    check: bool = True,
+) -> dict:
+    """The target side of the MIL boundary loss, which depends on the labels only: computed once
+    per micro-batch where it is collated (``ubernet_lite.data.collate``, ``mil_targets``), not
+    at every training step, and shared by the fused output and every pyramid scale.
+
+    Args:
+        target: uint8 ``[B, C, H, W]`` (or ``[B, H, W]``, one channel) in {0, 1, 255}.
+        radius, bag: as :func:`mil_boundary`.
+        check: check the values (0, 1, 255) first.
+
+    Returns:
+        ``{"valid": bool [B, C, H, W], "center": int64 [P], "members": int64 [P, K],
+        "ok": bool [P, K], "sample": int64 [P], "negative": bool [B, C, H, W], "n_pos": [B],
+        "n_neg": [B], "bag", "radius"}`` (:func:`mil_bag_members`; ``negative`` the pixels
+        farther than ``radius`` from every annotated pixel).
+    """
+    if bag not in ("normal", "window"):
+        raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
+    if target.dim() == 3:
+        target = target.unsqueeze(1)
     valid = _binary_valid(task, target, check)
     b, c, h, w = valid.shape
     positive = (target == 1).reshape(b * c, h, w)
     vflat = valid.reshape(b * c, h, w)
-    center, members, ok = mil_bag_members(positive, vflat, radius=radius, bag=bag)
+    center = positive.reshape(-1).nonzero().squeeze(1)  # [P], found once for both uses below
+    center, members, ok = mil_bag_members(positive, vflat, radius=radius, bag=bag, center=center)
     # the pixels within ``radius`` (max norm) of an annotated one: boundary_bags' max_pool2d
     # dilation, written at the (few) annotated pixels' windows only
-    _, window, _ = mil_bag_members(positive, torch.ones_like(vflat), radius=radius, bag="window")
+    _, window, _ = mil_bag_members(
+        positive, torch.ones_like(vflat), radius=radius, bag="window", center=center
+    )
     near = torch.zeros_like(vflat)
     near.view(-1)[window.reshape(-1)] = True
     negative = (vflat & ~near).reshape(b, c, h, w)
-    n_pos = positive.reshape(b, -1).sum(1)
-    n_neg = negative.reshape(b, -1).sum(1)
+    n_pos = torch.bincount(center // (c * h * w), minlength=b)  # annotated pixels per sample
+    n_neg = negative.reshape(b, -1).count_nonzero(1)
     return {
         "valid": valid,
         "center": center,
@@ -580,6 +620,7 @@ def _mil_prepare(
         "n_pos": n_pos,
         "n_neg": n_neg,
         "bag": bag,
+        "radius": radius,
     }
 
 
@@ -756,6 +797,21 @@ _FAST = {
 }
 
 
+def _collated_bags(spec, batch: dict, kw: dict) -> dict | None:
+    """The MIL bags ``collate`` prepared for ``spec``'s target (``batch["mil_targets"]``, see
+    :func:`mil_targets`), when the task's loss is MIL with the same ``radius`` and ``bag``."""
+    if spec.loss != "mil_boundary":
+        return None
+    prep = (batch.get("mil_targets") or {}).get(spec.target)
+    if (
+        prep is None
+        or prep["radius"] != kw.get("radius", 1)
+        or prep["bag"] != kw.get("bag", "normal")
+    ):
+        return None
+    return prep
+
+
 def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
     """The per-sample loss of one task, summed over the fused output and every pyramid scale.
 
@@ -767,7 +823,8 @@ def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
         batch: the batch dict of ``ubernet_lite.data.collate`` (``targets``, ``has_label``;
             ``checked_labels``, ``{target: largest label}`` of the targets whose values
             ``collate`` checked per sample (:func:`check_target_values`): those are not read
-            again here, only the shapes and the class count are checked).
+            again here, only the shapes and the class count are checked; ``mil_targets``, the
+            MIL bags ``collate`` prepared (:func:`mil_targets`), used as they are).
         loss_kwargs: passed to the loss (e.g. ``radius=2`` for MIL).
 
     Returns:
@@ -808,7 +865,9 @@ def task_loss(spec, out, batch: dict, **loss_kwargs) -> torch.Tensor:
         checked = batch.get("checked_labels") or {}
         if spec.target in checked:  # values checked once per sample, where it was built
             kw.update(check=False, largest=checked[spec.target])
-        prep = prepare(preds[0], target, spec.name, **kw)
+        prep = _collated_bags(spec, batch, kw)
+        if prep is None:
+            prep = prepare(preds[0], target, spec.name, **kw)
         losses = [apply(p, prep, spec.name, **loss_kwargs) for p in preds]
     else:
         losses = [fn(p, target.to(p.device), task=spec.name, **loss_kwargs) for p in preds]

@@ -7,7 +7,9 @@ Two measurements, in one run:
    forward + backward of the trunk alone over the same images' pyramid levels, as a ratio; once
    on a fully labelled batch and once on a partially labelled union batch. The three are timed
    round-robin (one of each per round), so a change of machine load affects them alike; the
-   medians over the rounds are compared. Target: at most 2.5 with all labels.
+   medians over the rounds are compared. Target: at most 2.5 with all labels. The batches are
+   ``collate``'s, as the trainer's data pipeline makes them: their label values are checked and
+   the MIL loss's bags gathered there (``batch["mil_targets"]``), once per batch, not in the step.
 2. **Throughput** (:func:`measure`): the :class:`~ubernet_lite.training.Trainer` (seven tasks,
    synthetic union, async SGD) for a few micro-batches, images per second and the share of the
    step time spent producing data (rendering, augmenting, collating), whose target is below 10 %.

@@ -13,10 +13,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ..losses import check_target_values
+from ..losses import check_target_values, mil_targets
 from ..tasks import TARGETS
 
 IGNORE = 255
+
+#: The binary targets whose MIL bags (``losses.mil_targets``: the bags' members and the certain
+#: negatives, which depend on the labels only) ``collate`` prepares for the loss.
+MIL_TARGETS: tuple[str, ...] = ("boundaries", "semantic_boundaries")
 
 #: dense target -> (dtype, fill value where padded / unlabelled, number of leading channel dims)
 DENSE_TARGETS: dict[str, tuple[torch.dtype, float, int]] = {
@@ -72,7 +76,9 @@ def collate(samples: Sequence[dict]) -> dict:
         (``has_label["detection"]`` tells which are labelled). ``checked_labels``:
         ``{target: largest label}`` of the dense targets whose values were checked here, once
         per sample (0 / 1 / 255 for the binary maps, labels >= 0 or 255): the losses of the
-        training objective do not read them again (``losses.task_loss``).
+        training objective do not read them again (``losses.task_loss``). ``mil_targets``:
+        ``{target: losses.mil_targets(...)}`` for the boundary targets of :data:`MIL_TARGETS`
+        the batch holds, the MIL loss's bags prepared once here (``losses.task_loss`` uses them).
 
     Raises:
         ValueError: a malformed sample, or a target value out of range (which sample, which
@@ -131,6 +137,10 @@ def collate(samples: Sequence[dict]) -> dict:
             labels.append(torch.zeros(0, dtype=torch.int64))
             difficult.append(torch.zeros(0, dtype=torch.bool))
     targets.update(boxes=boxes, labels=labels, difficult=difficult)
+    # the MIL loss's bags (radius 1, along the normal: the loss's defaults), here where the batch
+    # is built (a DataLoader worker or the prefetching thread), not at every training step;
+    # the values were checked above
+    bags = {t: mil_targets(targets[t], t, check=False) for t in MIL_TARGETS if t in targets}
 
     return {
         "images": images,
@@ -138,6 +148,7 @@ def collate(samples: Sequence[dict]) -> dict:
         "has_label": has_label,
         "targets": targets,
         "checked_labels": checked,
+        "mil_targets": bags,
         "meta": [dict(s.get("meta", {})) for s in samples],
     }
 
