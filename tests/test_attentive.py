@@ -355,3 +355,21 @@ def test_cached_attentive_run_trains_once_then_loads(monkeypatch, tmp_path):
     m, d = _fresh_run()
     again = ul.series.cached_attentive_run("ast", m, world, 1, discriminator=d, **kw)
     assert not again.cached and len(again.history.losses) == 1
+
+
+def test_a_sub_batch_gathers_its_own_mil_bags():
+    """``collate``'s MIL bags index the whole batch; a sub-batch (``select_samples``) drops them,
+    and its boundary losses are those of the same samples collated alone."""
+    world = ul.data.SynthWorld(split="train", size=64, seed=0)
+    samples = [world[i] for i in range(3)]
+    batch = ul.data.collate(samples)
+    sub = ta.select_samples(batch, torch.tensor([2]))
+    assert "mil_targets" not in sub
+    alone = ul.data.collate(samples[2:])
+    g = torch.Generator().manual_seed(0)
+    for name in ("boundaries", "semantic_boundaries"):
+        spec = TASKS[name]
+        pred = torch.randn(1, spec.out_channels, 64, 64, generator=g)
+        assert torch.equal(
+            ul.losses.task_loss(spec, pred, sub), ul.losses.task_loss(spec, pred, alone)
+        )

@@ -61,7 +61,9 @@ def select_samples(batch: dict, index: torch.Tensor) -> dict:
     """The sub-batch of the samples ``index`` (long [n]) of a collated batch.
 
     Every tensor whose first dimension is B and every list of length B is indexed; dicts
-    (``has_label``, ``targets``) are indexed recursively; anything else is kept.
+    (``has_label``, ``targets``) are indexed recursively; anything else is kept, except
+    ``collate``'s MIL bags (``mil_targets``): they hold flat indices into the whole batch, so
+    the sub-batch leaves them out and the loss gathers its own from its targets.
     """
     b = batch_size_of(batch)
     idx = index.tolist()
@@ -75,7 +77,7 @@ def select_samples(batch: dict, index: torch.Tensor) -> dict:
             return {k: pick(x) for k, x in v.items()}
         return v
 
-    return {k: pick(v) for k, v in batch.items()}
+    return {k: pick(v) for k, v in batch.items() if k != "mil_targets"}
 
 
 def discriminated_tasks(model) -> list[str]:
