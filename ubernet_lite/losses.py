@@ -562,8 +562,6 @@ def _mil_prepare(
 ) -> dict:
     """The target side of :func:`mil_boundary`, once for every prediction of a task: the bags'
     members, the certain negatives, the per-sample counts (:func:`mil_targets`)."""
-    if bag not in ("normal", "window"):
-        raise ValueError(f"bag must be 'normal' or 'window', got {bag!r}")
     logits, target = _as_channels(task, logits, target)
     return mil_targets(target, task, radius=radius, bag=bag, check=check)
 
@@ -608,14 +606,15 @@ def mil_targets(
     near = torch.zeros_like(vflat)
     near.view(-1)[window.reshape(-1)] = True
     negative = (vflat & ~near).reshape(b, c, h, w)
-    n_pos = torch.bincount(center // (c * h * w), minlength=b)  # annotated pixels per sample
+    sample = center // (c * h * w)  # [P], the sample of each annotated pixel
+    n_pos = torch.bincount(sample, minlength=b)  # annotated pixels per sample
     n_neg = negative.reshape(b, -1).count_nonzero(1)
     return {
         "valid": valid,
         "center": center,
         "members": members,
         "ok": ok,
-        "sample": center // (c * h * w),  # [P], the sample of each annotated pixel
+        "sample": sample,
         "negative": negative,
         "n_pos": n_pos,
         "n_neg": n_neg,
