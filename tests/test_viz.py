@@ -128,3 +128,25 @@ def test_colour_conventions():
     assert np.allclose(viz.semantic_boundaries_to_rgb(soft, threshold=0.5)[0, 0], 1)
     with pytest.raises(ValueError, match=r"\[3, H, W\]"):
         viz.normals_to_rgb(torch.zeros(2, 2))
+
+
+def test_draw_boxes_tags_of_crowded_boxes_do_not_overlap():
+    # five boxes in the image's top-left corner: each tag would sit at the same spot; they stack
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+    ax.imshow(np.zeros((128, 128, 3)))
+    boxes = torch.tensor(
+        [[0, 0, 40, 50], [2, 0, 35, 30], [0, 3, 50, 60], [5, 1, 45, 40], [1, 2, 30, 33]],
+        dtype=torch.float32,
+    )
+    tags = viz.draw_boxes(ax, boxes, torch.tensor([1, 2, 3, 1, 4]), torch.rand(5), color="red")
+    assert [t.get_text().split()[0] for t in tags] == ["ball", "box", "can", "ball", "cone"]
+    assert len(ax.patches) == 5 and all(
+        p.get_edgecolor()[:3] == (1.0, 0.0, 0.0) for p in ax.patches
+    )
+    fig.canvas.draw()
+    extents = [t.get_window_extent() for t in tags]
+    for i, a in enumerate(extents):
+        for b in extents[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+        assert ax.bbox.contains(*a.get_points().mean(0))  # on the image, not over the title
+    plt.close(fig)

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
 from .tasks import PART_NAMES, SYNTH_CLASSES
@@ -153,19 +154,41 @@ def draw_boxes(
     scores=None,
     class_names: Sequence[str] = SYNTH_CLASSES,
     difficult=None,
-) -> None:
-    """Draw xyxy ``boxes`` [N, 4] on a matplotlib axis, coloured by class (``labels`` [N] in 1..K),
-    with the class name (and ``scores`` [N]); difficult boxes dashed."""
+    color=None,
+    lw: float = 1.5,
+    alpha: float = 1.0,
+) -> list:
+    """Draw xyxy ``boxes`` [N, 4] on a matplotlib axis that shows the image, coloured by class
+    (``labels`` [N] in 1..K; ``color`` overrides it), with the class name (and ``scores`` [N])
+    in a small tag; difficult boxes dashed.
+
+    A tag sits just above its box, or inside it at the image's top (right-aligned when the box
+    is in the right part of the image); a tag that would cover one drawn before it moves down
+    below that one, so that crowded detections stay readable. Returns the tags' ``Text``s.
+    """
     b = _np(boxes).reshape(-1, 4)
     lab = None if labels is None else _np(labels).reshape(-1)
     sc = None if scores is None else _np(scores).reshape(-1)
     diff = None if difficult is None else _np(difficult).reshape(-1)
+    (xa, xb), (ya, yb) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+    # a tag's size in data units (6 pt text, tight padding), from the axis' size in pixels
+    px_x = (xb - xa) / max(ax.bbox.width, 1.0)
+    px_y = (yb - ya) / max(ax.bbox.height, 1.0)
+    pt = ax.figure.dpi / 72
+    tag_h = 6 * 1.45 * pt * px_y
+    placed: list[tuple[float, float, float, float]] = []  # tags' (left, right, top, bottom)
+    tags = []
     for k, (x0, y0, x1, y1) in enumerate(b):
-        c = _PALETTE[int(lab[k]) % 255] if lab is not None else (1.0, 1.0, 0.0)
+        if color is not None:
+            c = color
+        else:
+            c = _PALETTE[int(lab[k]) % 255] if lab is not None else (1.0, 1.0, 0.0)
         ls = "--" if diff is not None and bool(diff[k]) else "-"
         # pixel edges: pixel x covers [x - 0.5, x + 0.5] in imshow's coordinates
         ax.add_patch(
-            Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=1.5, ls=ls)
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=c, lw=lw, ls=ls, alpha=alpha
+            )
         )
         text = []
         if lab is not None:
@@ -173,16 +196,38 @@ def draw_boxes(
             text.append(class_names[i - 1] if 1 <= i <= len(class_names) else str(i))
         if sc is not None:
             text.append(f"{sc[k]:.2f}")
-        if text:  # above the box; inside it at the image's top, right-aligned at its right
-            (xa, xb), (ya, yb) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
-            right = x0 > xa + 0.6 * (xb - xa)
-            top = y0 - ya < 0.12 * (yb - ya)
+        if not text:
+            continue
+        words = " ".join(text)
+        tag_w = (0.62 * 6 * len(words) + 2) * pt * px_x
+        right = x0 > xa + 0.6 * (xb - xa)
+        x = min(x1 + 0.5, xb) if right else max(x0 - 0.5, xa)
+        left_edge = x - tag_w if right else x
+        # the tag's top edge (y grows downwards on an image): above the box, or inside it
+        top = max(y0 - 0.5, ya) - tag_h if y0 - ya >= 0.12 * (yb - ya) else max(y0 - 0.5, ya)
+        moved = True
+        while moved:  # below every earlier tag it would cover
+            moved = False
+            for l, r, t, bt in placed:
+                if left_edge < r and l < left_edge + tag_w and top < bt and t < top + tag_h:
+                    top, moved = bt, True
+        placed.append((left_edge, left_edge + tag_w, top, top + tag_h))
+        r, g, bl = to_rgb(c)  # dark text on a light tag (lime, yellow), white on a dark one
+        ink = "black" if 0.299 * r + 0.587 * g + 0.114 * bl > 0.6 else "white"
+        tags.append(
             ax.text(
-                min(x1 + 0.5, xb) if right else max(x0 - 0.5, xa), max(y0 - 0.5, ya),
-                " ".join(text), color="white",
-                fontsize=6, ha="right" if right else "left", va="top" if top else "bottom",
-                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0), clip_on=True,
+                x,
+                top,
+                words,
+                color=ink,
+                fontsize=6,
+                ha="right" if right else "left",
+                va="top",
+                bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0),
+                clip_on=True,
             )  # fmt: skip
+        )
+    return tags
 
 
 def legend_handles(names: Sequence[str]) -> list[Patch]:
