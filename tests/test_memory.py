@@ -8,7 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from ubernet_lite.bench.memory import bench_batch, bench_tasks, main, measure, widest_size
+from ubernet_lite.bench.memory import (
+    bench_batch,
+    bench_tasks,
+    main,
+    measure,
+    step_peak,
+    step_timeline,
+    strategies,
+    widest_size,
+)
 from ubernet_lite.training.memory import memory_timeline, peak_memory
 
 MiB = 2**20
@@ -49,6 +58,22 @@ def test_peak_memory_is_deterministic_on_cpu_and_grows_with_input():
 def test_memory_timeline_ends_where_it_started():
     times, used = memory_timeline(lambda: torch.ones(1000).sum())
     assert times == sorted(times) and used[-1] == 0 and max(used) >= 4000
+
+
+def test_step_timeline_counts_the_step_from_zero_and_peaks_at_step_peak():
+    # notebook 08's Fig. 3-4 curves: a warm model holds the previous step's gradients, which
+    # the step's zero_grad frees; counted in the step they took the curve below zero
+    from ubernet_lite import UberNet, UberNetConfig
+
+    torch.manual_seed(0)
+    model = UberNet(UberNetConfig.lite(tasks=bench_tasks(3))).train()
+    batch = bench_batch(40)
+    for name in ("standard", "low"):
+        fn = strategies()[name]
+        times, used = step_timeline(model, batch, fn)
+        assert times == sorted(times) and times[0] == 0.0
+        assert min(used) == 0 == used[-1], name
+        assert max(used) == step_peak(model, batch, fn, warm=True) > MiB // 2, name
 
 
 def test_peak_memory_bad_input():

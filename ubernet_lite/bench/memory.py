@@ -54,6 +54,7 @@ __all__ = [
     "main",
     "step_peak",
     "step_peaks",
+    "step_timeline",
     "lowmem_breakdown",
     "widest_measured",
     "step_time",
@@ -226,8 +227,24 @@ def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
         _prepare(model, batch, fn)
     if torch.device(device).type == "cuda":
         return peak_memory(lambda: fn(model, batch, zero_grad=False), device)
+    return int(max(step_timeline(model, batch, fn, warm=True)[1]))
+
+
+def step_timeline(model, batch, fn, warm: bool = False) -> tuple[list[float], list[int]]:
+    """CPU memory over one training step ``fn(model, batch)``, in :func:`step_peak`'s
+    convention (activations and temporaries; the parameters and their gradients left out):
+    ``(seconds since the step's first allocation, bytes in use)``, one point per allocation or
+    free the profiler recorded (Figs. 3-4 measured). It starts at 0 and never goes below it
+    (the previous step's gradients are released before the profiler starts, not during the
+    step), and its maximum is the step's peak, :func:`step_peak`."""
+    if not warm:
+        _prepare(model, batch, fn)
     model.zero_grad(set_to_none=True)
-    return int(max([0] + [b for _, b, _ in _without_grads(model, lambda: fn(model, batch))]))
+    tl = _without_grads(model, lambda: fn(model, batch))
+    if not tl:
+        return [0.0], [0]
+    t0 = tl[0][0]
+    return [(t - t0) * 1e-9 for t, _, _ in tl], [b for _, b, _ in tl]
 
 
 def lowmem_breakdown(model, batch) -> dict[str, int]:
