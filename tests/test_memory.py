@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from ubernet_lite import UberNet, UberNetConfig
 from ubernet_lite.bench.memory import (
     bench_batch,
     bench_tasks,
@@ -63,8 +64,6 @@ def test_memory_timeline_ends_where_it_started():
 def test_step_timeline_counts_the_step_from_zero_and_peaks_at_step_peak():
     # notebook 08's Fig. 3-4 curves: a warm model holds the previous step's gradients, which
     # the step's zero_grad frees; counted in the step they took the curve below zero
-    from ubernet_lite import UberNet, UberNetConfig
-
     torch.manual_seed(0)
     model = UberNet(UberNetConfig.lite(tasks=bench_tasks(3))).train()
     batch = bench_batch(40)

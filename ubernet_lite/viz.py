@@ -208,12 +208,15 @@ def draw_boxes(
         moved = True
         while moved:  # below every earlier tag it would cover
             moved = False
-            for l, r, t, bt in placed:
-                if left_edge < r and l < left_edge + tag_w and top < bt and t < top + tag_h:
-                    top, moved = bt, True
+            for o_left, o_right, o_top, o_bottom in placed:
+                if (
+                    left_edge < o_right and o_left < left_edge + tag_w
+                    and top < o_bottom and o_top < top + tag_h
+                ):  # fmt: skip
+                    top, moved = o_bottom, True
         placed.append((left_edge, left_edge + tag_w, top, top + tag_h))
-        r, g, bl = to_rgb(c)  # dark text on a light tag (lime, yellow), white on a dark one
-        ink = "black" if 0.299 * r + 0.587 * g + 0.114 * bl > 0.6 else "white"
+        red, green, blue = to_rgb(c)  # dark text on a light tag (lime, yellow), white on dark
+        ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.6 else "white"
         tags.append(
             ax.text(
                 x,
@@ -225,7 +228,7 @@ def draw_boxes(
                 va="top",
                 bbox=dict(facecolor=c, alpha=0.7, pad=0.5, lw=0),
                 clip_on=True,
-            )  # fmt: skip
+            )
         )
     return tags
 

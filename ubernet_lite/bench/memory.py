@@ -43,14 +43,13 @@ from ..paths import outputs_dir
 from ..tasks import TARGETS, TASKS
 from ..training.backward import get_backward
 from ..training.lowmem import checkpointed_segments, frozen_batchnorm_stats, saved_storages
-from ..training.memory import memory_events, memory_timeline, peak_memory
+from ..training.memory import memory_events, peak_memory
 from ..training.stream import to_device
 
 __all__ = [
     "SCHEDULES",
     "strategies",
-    "peak_memory",  # the measuring functions of ubernet_lite.training.memory, for notebook 08
-    "memory_timeline",
+    "peak_memory",  # ubernet_lite.training.memory's, which step_peak uses on CUDA
     "main",
     "step_peak",
     "step_peaks",
@@ -227,7 +226,7 @@ def step_peak(model, batch, fn, device="cpu", warm: bool = False) -> int:
         _prepare(model, batch, fn)
     if torch.device(device).type == "cuda":
         return peak_memory(lambda: fn(model, batch, zero_grad=False), device)
-    return int(max(step_timeline(model, batch, fn, warm=True)[1]))
+    return int(max([0] + step_timeline(model, batch, fn, warm=True)[1]))
 
 
 def step_timeline(model, batch, fn, warm: bool = False) -> tuple[list[float], list[int]]:
