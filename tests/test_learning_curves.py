@@ -201,13 +201,16 @@ def test_trunk_init_names_a_missing_file(tmp_path):
         ul.training.settings.TrainSettings.from_kwargs({"init": "pretrainedd"})
 
 
-def test_a_cached_run_keeps_its_curve_also_when_trained_in_chunks(outputs):
+def test_a_cached_run_keeps_its_curve_also_when_trained_in_chunks(outputs, monkeypatch):
     cfg = make_config("lite", tasks=["saliency"])
-    seen = []
+    seen, saved = [], []
+    save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self, *a: saved.append(self.step) or save(self, *a))
     kw = dict(eval_every=2, eval_images=2, eval_thresholds=5, **TINY)
     run = series.cached_run("c", cfg, steps=4, on_chunk=lambda t: seen.append(t.step), chunk=3,
                             verbose=False, **kw)  # fmt: skip
     assert seen == [3, 4]
+    assert saved == [3, 4]  # one checkpoint per chunk, the last one written once
     steps = sorted({e["step"] for e in run.evals})
     assert steps == [2, 4]
     again = series.cached_run("c", cfg, steps=4, verbose=False, **kw)

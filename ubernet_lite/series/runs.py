@@ -141,8 +141,8 @@ def _run_in_chunks(trainer: Trainer, steps: int, on_chunk, chunk: int) -> None:
             bar.set_postfix(loss=f"{row['total']:.3g}")
             trainer.evaluate_if_due()  # the learning curves, as trainer.run() evaluates
             if trainer.step % chunk == 0 or trainer.step == steps:
-                if trainer.out is not None:
-                    trainer.save()
+                if trainer.out is not None and trainer.step < steps:
+                    trainer.save()  # the last one is trainer.run()'s, below
                 on_chunk(trainer)
     finally:
         bar.close()
