@@ -5,12 +5,20 @@ called directly still check every value."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
+import ubernet_lite as ul
 from ubernet_lite import losses as L
+from ubernet_lite.config import make_config
 from ubernet_lite.data import SynthWorld, collate
 from ubernet_lite.tasks import TASKS
+
+collate_module = importlib.import_module(
+    "ubernet_lite.data.collate"
+)  # the module, not the function
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +153,18 @@ def test_public_losses_still_check_values():
         L.mil_boundary(logits[:, :1], torch.full((1, 4, 4), 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match=r"saliency: binary target values"):
         L.binary_cross_entropy(logits[:, :1], torch.full((1, 4, 4), 5, dtype=torch.uint8))
+
+
+def test_evaluation_batches_skip_the_mil_bags(samples, monkeypatch):
+    """Only a training loss reads the MIL bags: ``collate(mil_bags=False)`` (what ``evaluate``
+    asks for) prepares none, and ``evaluate`` never calls ``mil_targets``."""
+    assert collate(samples, mil_bags=False)["mil_targets"] == {}
+    assert set(collate(samples)["mil_targets"]) == {"boundaries", "semantic_boundaries"}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluate prepared MIL bags")
+
+    monkeypatch.setattr(collate_module, "mil_targets", refuse)
+    model = ul.model.UberNet(make_config("lite", tasks=["boundaries"])).eval()
+    res = ul.metrics.evaluate(model, samples, num_thresholds=3, progress=False)
+    assert 0 <= res["boundaries"]["ODS"] <= 1

@@ -62,11 +62,13 @@ def _check_sample(i: int, s) -> None:
         raise ValueError(f"collate: sample {i} says has_label['detection'] but lacks boxes/labels")
 
 
-def collate(samples: Sequence[dict]) -> dict:
+def collate(samples: Sequence[dict], mil_bags: bool = True) -> dict:
     """Stack samples into a batch (docs/design.md, "A batch").
 
     Args:
         samples: B sample dicts (``image`` [3, H_i, W_i], targets, ``has_label``, ``meta``).
+        mil_bags: prepare the MIL loss's bags (``mil_targets``), which only a training loss
+            reads; False (evaluation) leaves ``mil_targets`` empty.
 
     Returns:
         ``{"images": [B, 3, H, W], "image_sizes": [(h, w)] * B, "has_label": {t: bool [B]},
@@ -139,8 +141,9 @@ def collate(samples: Sequence[dict]) -> dict:
     targets.update(boxes=boxes, labels=labels, difficult=difficult)
     # the MIL loss's bags (radius 1, along the normal: the loss's defaults), here where the batch
     # is built (a DataLoader worker or the prefetching thread), not at every training step;
-    # the values were checked above
-    bags = {t: mil_targets(targets[t], t, check=False) for t in MIL_TARGETS if t in targets}
+    # the values were checked above (not for evaluation: no loss reads them there)
+    wanted = [t for t in MIL_TARGETS if t in targets] if mil_bags else []
+    bags = {t: mil_targets(targets[t], t, check=False) for t in wanted}
 
     return {
         "images": images,

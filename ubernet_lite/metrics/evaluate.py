@@ -123,7 +123,7 @@ def evaluate(
         starts = range(0, n, batch_size)
         for start in progress_bar(starts, enabled=progress, desc="evaluate", unit="batch"):
             samples = [dataset[i] for i in range(start, min(start + batch_size, n))]
-            batch = collate(samples)
+            batch = collate(samples, mil_bags=False)  # no loss here: the bags are not needed
             wanted = [s for s in specs if bool(torch.as_tensor(batch["has_label"][s.target]).any())]
             if not wanted:
                 continue
