@@ -28,11 +28,19 @@ import torch.nn.functional as F
 
 IGNORE = 255
 
+#: The MIL boundary loss's bags, by default (every MIL function below, and ``collate``'s bags):
+#: the annotated pixel and its neighbours within ``MIL_RADIUS`` along the boundary normal
+#: (``"normal"``, the original definition; ``"window"``: the square around it).
+MIL_RADIUS = 1
+MIL_BAG = "normal"
+
 __all__ = [
     "BINARY_TARGETS",
     "IGNORE",
     "LABEL_TARGETS",
     "LOSSES",
+    "MIL_BAG",
+    "MIL_RADIUS",
     "binary_cross_entropy",
     "boundary_bags",
     "check_target_values",
@@ -425,8 +433,8 @@ def boundary_bags(
     logits: torch.Tensor,
     positive: torch.Tensor,
     valid: torch.Tensor,
-    radius: int = 1,
-    bag: str = "normal",
+    radius: int = MIL_RADIUS,
+    bag: str = MIL_BAG,
 ):
     """The bag maxima and the negatives of the MIL boundary loss.
 
@@ -469,8 +477,8 @@ def boundary_bags(
 def mil_boundary(
     logits: torch.Tensor,
     target: torch.Tensor,
-    radius: int = 1,
-    bag: str = "normal",
+    radius: int = MIL_RADIUS,
+    bag: str = MIL_BAG,
     balanced: bool = False,
     task: str = "boundaries",
 ) -> torch.Tensor:
@@ -506,8 +514,8 @@ def mil_boundary(
 def mil_bag_members(
     positive: torch.Tensor,
     valid: torch.Tensor,
-    radius: int = 1,
-    bag: str = "normal",
+    radius: int = MIL_RADIUS,
+    bag: str = MIL_BAG,
     center: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The members of every positive bag, as flat indices (the target side of the MIL loss).
@@ -555,8 +563,8 @@ def _mil_prepare(
     logits: torch.Tensor,
     target: torch.Tensor,
     task: str,
-    radius: int = 1,
-    bag: str = "normal",
+    radius: int = MIL_RADIUS,
+    bag: str = MIL_BAG,
     check: bool = True,
     largest: int | None = None,
 ) -> dict:
@@ -569,8 +577,8 @@ def _mil_prepare(
 def mil_targets(
     target: torch.Tensor,
     task: str = "boundaries",
-    radius: int = 1,
-    bag: str = "normal",
+    radius: int = MIL_RADIUS,
+    bag: str = MIL_BAG,
     check: bool = True,
 ) -> dict:
     """The target side of the MIL boundary loss, which depends on the labels only: computed once
@@ -804,8 +812,8 @@ def _collated_bags(spec, batch: dict, kw: dict) -> dict | None:
     prep = (batch.get("mil_targets") or {}).get(spec.target)
     if (
         prep is None
-        or prep["radius"] != kw.get("radius", 1)
-        or prep["bag"] != kw.get("bag", "normal")
+        or prep["radius"] != kw.get("radius", MIL_RADIUS)
+        or prep["bag"] != kw.get("bag", MIL_BAG)
     ):
         return None
     return prep

@@ -139,7 +139,7 @@ def collate(samples: Sequence[dict], mil_bags: bool = True) -> dict:
             labels.append(torch.zeros(0, dtype=torch.int64))
             difficult.append(torch.zeros(0, dtype=torch.bool))
     targets.update(boxes=boxes, labels=labels, difficult=difficult)
-    # the MIL loss's bags (radius 1, along the normal: the loss's defaults), here where the batch
+    # the MIL loss's bags (losses.MIL_RADIUS, MIL_BAG: the loss's defaults), here where the batch
     # is built (a DataLoader worker or the prefetching thread), not at every training step;
     # the values were checked above (not for evaluation: no loss reads them there)
     wanted = [t for t in MIL_TARGETS if t in targets] if mil_bags else []
