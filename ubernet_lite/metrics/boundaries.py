@@ -25,6 +25,8 @@ Cost: the assignment is the expensive step, about 0.1 s of CPU per image and thr
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import math
 import multiprocessing
 import os
@@ -48,6 +50,31 @@ __all__ = [
 
 #: BSDS tolerance: a fraction of the image diagonal.
 BSDS_MAX_DIST = 0.0075
+
+#: The seed of the matching's random outlier edges (:func:`match_boundaries`).
+MATCH_SEED = 1
+
+
+def _matching_reseed():
+    """A function that reseeds the benchmark's random generator (``Random::rand`` of the BSDS
+    C++ code inside ``pyEdgeEval``'s matching extension) with :data:`MATCH_SEED`, or None where
+    that extension does not export it (then the counts keep their few-pixel jitter).
+
+    The BSDS code seeds it from the clock when the library loads, and every matching draws from
+    it, so without a reseed the same maps can match a pixel more or less in another process, or
+    later in the same one. Reseeded before each matching, a count depends on the two maps only.
+    """
+    try:
+        lib = ctypes.CDLL(importlib.import_module("pyEdgeEval._lib.correspond_pixels").__file__)
+        reseed = lib._ZN6Random6reseedEm  # void Random::reseed(u_int64_t), ``this`` first
+        generator = ctypes.addressof(ctypes.c_char.in_dll(lib, "_ZN6Random4randE"))
+    except (ImportError, OSError, AttributeError, ValueError):
+        return None
+    reseed.argtypes, reseed.restype = [ctypes.c_void_p, ctypes.c_uint64], None
+    return lambda: reseed(generator, MATCH_SEED)
+
+
+_reseed_matching = _matching_reseed()
 
 
 def default_thresholds(n: int = 99) -> np.ndarray:
@@ -188,8 +215,9 @@ def match_boundaries(pred: np.ndarray, gt: np.ndarray, max_dist: float = BSDS_MA
     The benchmark's ``matchEdgeMaps``: a min-cost assignment in which a pair within
     ``max_dist x diagonal`` costs its distance and an unmatched pixel costs 100 times that
     tolerance, so it matches as many pixels as it can, then as close as it can. It adds a few random
-    outlier edges per pixel from a time-seeded generator, so a count can change by a pixel or so
-    between runs.
+    outlier edges per pixel; their generator, which the benchmark seeds from the clock, is reseeded
+    with :data:`MATCH_SEED` before each call (:func:`_matching_reseed`), so the same maps give the
+    same matching in every run and process (unseeded, a count can change by a pixel or so).
 
     Args:
         pred: bool ``[H, W]``, thinned prediction.
@@ -203,6 +231,8 @@ def match_boundaries(pred: np.ndarray, gt: np.ndarray, max_dist: float = BSDS_MA
     gt = np.asarray(gt, dtype=bool)
     if not pred.any() or not gt.any():
         return np.zeros(pred.shape, bool), np.zeros(gt.shape, bool)
+    if _reseed_matching is not None:
+        _reseed_matching()
     a, b, _, _ = correspond_pixels(pred, gt, max_dist=max_dist)
     return a > 0, b > 0
 
