@@ -74,13 +74,14 @@ class SyntheticResults(ResultsData):
 
     def evaluate(
         self, model, tasks=None, device: str = "cpu", num_thresholds: int = 99,
-        progress: bool = False,
+        progress: bool = False, workers: int = 1,
     ) -> dict[str, dict[str, float]]:  # fmt: skip
         """``ul.metrics.evaluate`` of ``model`` (or a ``TrivialBaseline``) on :attr:`test`;
-        ``tasks`` defaults to the model's tasks."""
+        ``tasks`` defaults to the model's tasks; ``workers``: processes for the boundary
+        matching (the same numbers as one)."""
         return evaluate(
             model, self.test, tasks=tasks, device=device, num_thresholds=num_thresholds,
-            progress=progress,
+            progress=progress, workers=workers,
         )  # fmt: skip
 
     def baseline_samples(self, images: int):
@@ -118,11 +119,11 @@ class RealResults(ResultsData):
 
     def evaluate(
         self, model, tasks=None, device: str = "cpu", num_thresholds: int = 99,
-        progress: bool = False,
+        progress: bool = False, workers: int = 1,
     ) -> dict[str, dict[str, float]]:  # fmt: skip
         """Every task on its own test set through ``training.real_data.evaluate_test_sets`` (the
         network sees each image at a shorter side of :attr:`size`; metrics at the image's own
-        size). ``tasks`` defaults to the model's tasks."""
+        size). ``tasks`` defaults to the model's tasks; ``workers`` as the synthetic one's."""
         names = list(tasks) if tasks is not None else list(model.cfg.task_names)
         missing = [t for t in names if t not in self.test]
         if missing:
@@ -130,7 +131,7 @@ class RealResults(ResultsData):
         sets = {t: self.test[t] for t in names}
         return evaluate_test_sets(
             model, sets, side=self.size, device=device, num_thresholds=num_thresholds,
-            progress=progress,
+            progress=progress, workers=workers,
         )  # fmt: skip
 
     def baseline_samples(self, images: int):

@@ -128,10 +128,12 @@ def evaluate_test_sets(
     device: str = "cpu",
     num_thresholds: int = 99,
     progress: bool = False,
+    workers: int = 1,
 ) -> dict[str, dict[str, float]]:
     """``ul.metrics.evaluate`` of each task on its own data set (``{task: dataset}``, e.g.
     :func:`real_test_subsets`), one image at a time (real images differ in size), through
-    :class:`ShortestSidePredictor`: metrics against the ground truth at its original size."""
+    :class:`ShortestSidePredictor`: metrics against the ground truth at its original size
+    (``workers``: processes for the boundary matching, as ``evaluate``'s)."""
     predictor = ShortestSidePredictor(model, side)
     rows = {}
     for task, dataset in sets.items():
@@ -144,6 +146,7 @@ def evaluate_test_sets(
                 device=device,
                 num_thresholds=num_thresholds,
                 progress=progress,
+                workers=workers,
             )
         )
     return rows
