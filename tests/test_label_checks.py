@@ -16,9 +16,8 @@ from ubernet_lite.config import make_config
 from ubernet_lite.data import SynthWorld, collate
 from ubernet_lite.tasks import TASKS
 
-collate_module = importlib.import_module(
-    "ubernet_lite.data.collate"
-)  # the module, not the function
+# the module, not the function of the same name that ubernet_lite.data exports
+collate_module = importlib.import_module("ubernet_lite.data.collate")
 
 
 @pytest.fixture(scope="module")
